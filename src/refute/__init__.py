@@ -1,0 +1,36 @@
+"""refute: test competing bug hypotheses concurrently, under hard limits.
+
+This module only re-exports the public API; `tests/test_public_api.py` keeps `__all__`
+and the real exports in step.
+"""
+
+from refute.cost import CostModel, ParallelDecision
+from refute.errors import ConfigError, RefuteError
+from refute.executor import AsyncTestExecutor, RunEvent, TestExecutor
+from refute.model import (
+    FalsificationConfig,
+    Hypothesis,
+    HypothesisStatus,
+    TestExecutionResult,
+    TestResult,
+    classify_exit,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncTestExecutor",
+    "ConfigError",
+    "CostModel",
+    "FalsificationConfig",
+    "Hypothesis",
+    "HypothesisStatus",
+    "ParallelDecision",
+    "RefuteError",
+    "RunEvent",
+    "TestExecutionResult",
+    "TestExecutor",
+    "TestResult",
+    "__version__",
+    "classify_exit",
+]

@@ -1,0 +1,89 @@
+"""Finding processes by the run marker in their environment (Linux /proc).
+
+Every test process gets `REFUTE_RUN_ID=<batch>-<n>` in its environment, and every
+descendant inherits it, including daemons that left the test's process group with
+`setsid` and a double fork. A sweep reads `/proc/<pid>/environ` of every process and
+returns those carrying the marker. It costs one pass over /proc, so the engine runs it
+only when something was left behind (see process.py), never on the hot path.
+
+Limits (documented in docs/executor.md): a process that replaced its environment
+(`env -i`, `execve` with a fresh env) carries no marker and is not found; processes of
+other users are unreadable without privileges; zombies have an empty environ and are
+treated as dead, which they are.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import psutil
+
+MARKER_VARIABLE = "REFUTE_RUN_ID"
+_PROC = "/proc"
+
+
+def find_marked(marker_prefix: str, *, exact: bool) -> list[int]:
+    """Pids of live processes whose environment has `REFUTE_RUN_ID=<marker_prefix>...`.
+
+    With `exact=True` the value must equal `marker_prefix`; otherwise it must start with it.
+    """
+    needle = f"\0{MARKER_VARIABLE}={marker_prefix}".encode()
+    if exact:
+        needle += b"\0"
+    if not sys.platform.startswith("linux"):  # pragma: no cover - psutil fallback
+        return _find_marked_psutil(marker_prefix, exact=exact)
+    own = os.getpid()
+    found: list[int] = []
+    try:
+        entries = os.listdir(_PROC)
+    except OSError:  # pragma: no cover - /proc not mounted
+        return _find_marked_psutil(marker_prefix, exact=exact)
+    for name in entries:
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid == own:
+            continue
+        try:
+            with open(f"{_PROC}/{name}/environ", "rb") as handle:  # noqa: PTH123 - hot loop
+                data = handle.read()
+        except OSError:
+            continue  # gone, or not ours to read
+        if needle in b"\0" + data + b"\0":
+            found.append(pid)
+    return found
+
+
+def _find_marked_psutil(marker_prefix: str, *, exact: bool) -> list[int]:  # pragma: no cover
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            value = proc.environ().get(MARKER_VARIABLE)
+        except (psutil.Error, OSError):
+            continue
+        if value is not None and (value == marker_prefix if exact else value.startswith(marker_prefix)):
+            found.append(proc.pid)
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (a zombie holds no resources)."""
+    try:
+        with open(f"{_PROC}/{pid}/stat", "rb") as handle:  # noqa: PTH123
+            stat = handle.read()
+    except FileNotFoundError:
+        return False
+    except OSError:  # pragma: no cover - unreadable: assume alive, the kill will tell
+        return True
+    # The state letter follows the last ')' (the command name may contain parentheses).
+    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
+    return state not in (b"Z", b"X", b"x")
+
+
+def signal_pids(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -1,0 +1,92 @@
+"""Running the async engine from synchronous code, and SIGCHLD hygiene."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+_sigchld_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def sigchld_default() -> Iterator[None]:
+    """While inside, SIGCHLD is not ignored, so exit statuses can be collected.
+
+    A process that ignores SIGCHLD (inherited SIG_IGN, or set by a host application) has
+    its children reaped by the kernel and their statuses thrown away. Only the main
+    thread may change signal dispositions; elsewhere this does nothing and a lost status
+    is reported as an ERROR result rather than guessed.
+    """
+    restore = False
+    if threading.current_thread() is threading.main_thread():
+        with _sigchld_lock:
+            if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                restore = True
+    try:
+        yield
+    finally:
+        if restore:
+            with _sigchld_lock:
+                signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+
+def run_sync(factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run the coroutine made by `factory` to completion from synchronous code.
+
+    Without a running event loop in this thread this is `asyncio.run`. Inside one (a
+    notebook, an async application calling the sync API) `asyncio.run` would raise, so
+    the coroutine runs on a fresh loop in a worker thread while this thread waits. A
+    KeyboardInterrupt while waiting cancels the worker's run, waits for its cleanup, and
+    is then re-raised.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        with sigchld_default():
+            return asyncio.run(factory())
+    with sigchld_default():
+        return _run_in_thread(factory)
+
+
+def _run_in_thread(factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    outcome: dict[str, Any] = {}
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def main() -> _T:
+        state["loop"] = asyncio.get_running_loop()
+        state["task"] = asyncio.current_task()
+        ready.set()
+        return await factory()
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(main())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            outcome["error"] = exc
+        finally:
+            ready.set()
+
+    worker = threading.Thread(target=target, name="refute-sync-runner", daemon=True)
+    worker.start()
+    try:
+        worker.join()
+    except KeyboardInterrupt:
+        ready.wait()
+        loop, task = state.get("loop"), state.get("task")
+        if loop is not None and task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already finished
+                loop.call_soon_threadsafe(task.cancel)
+        worker.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    value: _T = outcome["value"]
+    return value
