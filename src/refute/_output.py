@@ -13,7 +13,16 @@ class OutputCapture:
     full disk) stops logging and is reported in `log_error`; it never fails the run.
     """
 
-    __slots__ = ("_file", "_head", "_head_limit", "_tail", "_tail_limit", "log_error", "log_path", "total")
+    __slots__ = (
+        "_file",
+        "_head",
+        "_head_limit",
+        "_tail",
+        "_tail_limit",
+        "log_error",
+        "log_path",
+        "total",
+    )
 
     def __init__(self, limit: int, log_path: Path | None = None) -> None:
         self._head_limit = limit // 2

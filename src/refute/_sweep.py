@@ -14,6 +14,7 @@ treated as dead, which they are.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -36,7 +37,7 @@ def find_marked(marker_prefix: str, *, exact: bool) -> list[int]:
     own = os.getpid()
     found: list[int] = []
     try:
-        entries = os.listdir(_PROC)
+        entries = os.listdir(_PROC)  # noqa: PTH208 - str names, no Path objects per pid
     except OSError:  # pragma: no cover - /proc not mounted
         return _find_marked_psutil(marker_prefix, exact=exact)
     for name in entries:
@@ -62,7 +63,9 @@ def _find_marked_psutil(marker_prefix: str, *, exact: bool) -> list[int]:  # pra
             value = proc.environ().get(MARKER_VARIABLE)
         except (psutil.Error, OSError):
             continue
-        if value is not None and (value == marker_prefix if exact else value.startswith(marker_prefix)):
+        if value is not None and (
+            value == marker_prefix if exact else value.startswith(marker_prefix)
+        ):
             found.append(proc.pid)
     return found
 
@@ -83,7 +86,5 @@ def is_alive(pid: int) -> bool:
 
 def signal_pids(pids: list[int], signum: int) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass

@@ -69,7 +69,7 @@ def _run_in_thread(factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
     def target() -> None:
         try:
             outcome["value"] = asyncio.run(main())
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+        except BaseException as exc:  # handed to the waiting thread, re-raised there
             outcome["error"] = exc
         finally:
             ready.set()

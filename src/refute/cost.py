@@ -66,7 +66,9 @@ class ParallelDecision:
         return self.longest_test + self.overhead
 
 
-def decide_parallel(hypotheses: Sequence[Hypothesis], cost: CostModel | None = None) -> ParallelDecision:
+def decide_parallel(
+    hypotheses: Sequence[Hypothesis], cost: CostModel | None = None
+) -> ParallelDecision:
     """Parallel iff the sum of estimates exceeds the longest estimate plus the overhead."""
     model = cost or CostModel()
     estimates = [h.estimated_test_time for h in hypotheses]

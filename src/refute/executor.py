@@ -15,7 +15,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -132,14 +132,14 @@ class AsyncTestExecutor:
         on_event: EventCallback | None = None,
     ) -> list[TestExecutionResult]:
         """Run each hypothesis' test once; one result per hypothesis, in input order."""
-        results: dict[int, TestExecutionResult] = {}
         runs = self._stream_indexed(hypotheses, worktrees, repeat=False, on_event=on_event)
         async with contextlib.aclosing(runs) as stream:
-            async for index, result in stream:
-                results[index] = result
+            results = {index: result async for index, result in stream}
         return [results[i] for i in range(len(hypotheses))]
 
-    async def execute_single_async(self, hypothesis: Hypothesis, worktree: Path) -> TestExecutionResult:
+    async def execute_single_async(
+        self, hypothesis: Hypothesis, worktree: Path
+    ) -> TestExecutionResult:
         """Run one hypothesis' test once (timeout enforced)."""
         [result] = await self.execute_parallel_async([hypothesis], {hypothesis.id: Path(worktree)})
         return result
@@ -152,7 +152,9 @@ class AsyncTestExecutor:
         on_event: EventCallback | None = None,
     ) -> list[TestExecutionResult]:
         """Synchronous `execute_parallel_async`; works inside a running event loop too."""
-        return run_sync(lambda: self.execute_parallel_async(hypotheses, worktrees, on_event=on_event))
+        return run_sync(
+            lambda: self.execute_parallel_async(hypotheses, worktrees, on_event=on_event)
+        )
 
     def execute_single(self, hypothesis: Hypothesis, worktree: Path) -> TestExecutionResult:
         """Synchronous `execute_single_async`; works inside a running event loop too."""
@@ -182,7 +184,7 @@ class AsyncTestExecutor:
         worktrees: Mapping[str, Path],
         *,
         on_event: EventCallback | None = None,
-    ) -> AsyncIterator[TestExecutionResult]:
+    ) -> AsyncGenerator[TestExecutionResult, None]:
         """Yield results in completion order, `hypothesis.repeat` runs per hypothesis.
 
         Use it as `async with contextlib.aclosing(executor.stream(...)) as results:` so an
@@ -206,7 +208,7 @@ class AsyncTestExecutor:
         *,
         repeat: bool,
         on_event: EventCallback | None,
-    ) -> AsyncIterator[tuple[int, TestExecutionResult]]:
+    ) -> AsyncGenerator[tuple[int, TestExecutionResult], None]:
         requests = self._requests(hypotheses, worktrees, repeat=repeat)
         callback = on_event or self.on_event
         batch = _Batch(self.config.concurrency(), len(requests), callback)
@@ -236,7 +238,9 @@ class AsyncTestExecutor:
         requests: list[_Request] = []
         for index, hyp in enumerate(hypotheses):
             if not isinstance(hyp, Hypothesis):
-                raise ConfigError("hypotheses", f"expected Hypothesis objects, got {type(hyp).__name__}")
+                raise ConfigError(
+                    "hypotheses", f"expected Hypothesis objects, got {type(hyp).__name__}"
+                )
             if hyp.id in seen:
                 raise ConfigError("hypotheses", f"duplicate hypothesis id {hyp.id!r}")
             seen.add(hyp.id)
@@ -255,7 +259,9 @@ class AsyncTestExecutor:
                 slot = batch.free_slots.pop()
                 try:
                     if not batch.cancel_requested:
-                        batch.emit(RunEvent("started", req.hypothesis.id, req.attempt, batch.elapsed()))
+                        batch.emit(
+                            RunEvent("started", req.hypothesis.id, req.attempt, batch.elapsed())
+                        )
                         result = await self._execute(batch, req, slot)
                 finally:
                     batch.free_slots.append(slot)
@@ -267,7 +273,9 @@ class AsyncTestExecutor:
             if result is None:
                 result = self._not_run(req)
             batch.queue.put_nowait((req.index, result))
-            batch.emit(RunEvent("finished", req.hypothesis.id, req.attempt, batch.elapsed(), result))
+            batch.emit(
+                RunEvent("finished", req.hypothesis.id, req.attempt, batch.elapsed(), result)
+            )
 
     async def _execute(self, batch: _Batch, req: _Request, slot: int) -> TestExecutionResult:
         hyp = req.hypothesis
@@ -338,7 +346,9 @@ class AsyncTestExecutor:
             metrics["leftover_processes_killed"] = outcome.leftovers_killed
         if outcome.output_abandoned:
             metrics["output_abandoned"] = True
-        notes = [n for n in (outcome.stdout.log_error, outcome.stderr.log_error, *outcome.notes) if n]
+        notes = [
+            n for n in (outcome.stdout.log_error, outcome.stderr.log_error, *outcome.notes) if n
+        ]
         if notes:
             metrics["notes"] = notes
         return TestExecutionResult(
@@ -351,12 +361,18 @@ class AsyncTestExecutor:
             worktree_path=str(req.worktree),
             error_message=message,
             metrics=metrics,
-            stdout_log=str(spec.stdout_log) if spec.stdout_log and not outcome.stdout.log_error else "",
-            stderr_log=str(spec.stderr_log) if spec.stderr_log and not outcome.stderr.log_error else "",
+            stdout_log=str(spec.stdout_log)
+            if spec.stdout_log and not outcome.stdout.log_error
+            else "",
+            stderr_log=str(spec.stderr_log)
+            if spec.stderr_log and not outcome.stderr.log_error
+            else "",
             started_at=outcome.started_at,
         )
 
-    def _error(self, req: _Request, message: str, exit_code: int, duration: float) -> TestExecutionResult:
+    def _error(
+        self, req: _Request, message: str, exit_code: int, duration: float
+    ) -> TestExecutionResult:
         return TestExecutionResult(
             hypothesis_id=req.hypothesis.id,
             result=TestResult.ERROR,
@@ -364,7 +380,10 @@ class AsyncTestExecutor:
             exit_code=exit_code,
             worktree_path=str(req.worktree or ""),
             error_message=message,
-            metrics={"confidence": self._calculate_confidence(TestResult.ERROR, duration), "attempt": req.attempt},
+            metrics={
+                "confidence": self._calculate_confidence(TestResult.ERROR, duration),
+                "attempt": req.attempt,
+            },
         )
 
     def _not_run(self, req: _Request) -> TestExecutionResult:
@@ -384,7 +403,9 @@ class TestExecutor:
 
     __test__ = False
 
-    def __init__(self, config: FalsificationConfig | None = None, *, cost_model: CostModel | None = None) -> None:
+    def __init__(
+        self, config: FalsificationConfig | None = None, *, cost_model: CostModel | None = None
+    ) -> None:
         self.async_executor = AsyncTestExecutor(config, cost_model=cost_model)
         self.config = self.async_executor.config
 
@@ -420,9 +441,17 @@ def _spawn_failure(exc: Exception, spec: ProcessSpec) -> tuple[TestResult, int, 
             return TestResult.ERROR, 126, f"worktree not found: {spec.cwd}"
         return TestResult.ERROR, 127, f"test command not found: {command}"
     if isinstance(exc, PermissionError):
-        return TestResult.ERROR, 126, f"test command is not executable (permission denied): {command}"
+        return (
+            TestResult.ERROR,
+            126,
+            f"test command is not executable (permission denied): {command}",
+        )
     if isinstance(exc, OSError):
-        return TestResult.ERROR, 126, f"could not start test command {command}: {exc.strerror or exc}"
+        return (
+            TestResult.ERROR,
+            126,
+            f"could not start test command {command}: {exc.strerror or exc}",
+        )
     return TestResult.ERROR, 126, f"invalid test command: {exc}"
 
 

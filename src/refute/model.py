@@ -28,7 +28,7 @@ class TestResult(enum.Enum):
 
     __test__: ClassVar[bool] = False  # the seed's name starts with Test; pytest must not collect it
 
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - an outcome, not a password
     FAIL = "fail"
     TIMEOUT = "timeout"
     ERROR = "error"
@@ -230,7 +230,9 @@ class FalsificationConfig:
         _check_positive("test_timeout", self.test_timeout)
         mc = self.max_concurrent_tests
         if mc != "auto" and (not isinstance(mc, int) or isinstance(mc, bool) or mc < 1):
-            raise ConfigError("max_concurrent_tests", f"must be an integer >= 1 or 'auto', got {mc!r}")
+            raise ConfigError(
+                "max_concurrent_tests", f"must be an integer >= 1 or 'auto', got {mc!r}"
+            )
         for name in (
             "min_parallel_time",
             "worktree_creation_time",

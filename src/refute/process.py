@@ -289,7 +289,7 @@ class _RunningProcess:
             main_gone = self.exited.done() or not main_running
             return main_gone and not any(is_alive(p) for p in marked)
 
-        while not everyone_gone() and time.monotonic() < deadline:
+        while not everyone_gone() and time.monotonic() < deadline:  # noqa: ASYNC110 - no event exists for the death of a non-child
             await asyncio.sleep(_POLL_INTERVAL)
         if everyone_gone():
             # Unmarked stragglers (a scrubbed environment) may remain; SIGKILL to a group of
@@ -308,7 +308,7 @@ class _RunningProcess:
             marked = sorted(set(marked) | set(late))
             await asyncio.sleep(_POLL_INTERVAL)
         deadline = time.monotonic() + _KILL_WAIT
-        while any(is_alive(p) for p in marked if p != self.pid) and time.monotonic() < deadline:
+        while any(is_alive(p) for p in marked if p != self.pid) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(_POLL_INTERVAL)
 
     def _reap(self) -> None:
@@ -390,7 +390,7 @@ async def stop_marked(marker_prefix: str, grace: float) -> int:
         return 0
     signal_pids(pids, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while any(is_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(is_alive(p) for p in pids) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(_POLL_INTERVAL)
     for _ in range(3):
         live = [p for p in find_marked(marker_prefix, exact=False) if is_alive(p)]
