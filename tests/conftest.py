@@ -4,6 +4,7 @@ the tests themselves, independently of the engine's own marker and sweep)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -63,13 +64,12 @@ def test_tag(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     yield tag
     leftover = live_tagged(tag)
     if leftover:
+        names = []
         for proc in leftover:
-            try:
+            with contextlib.suppress(psutil.Error):
+                names.append(f"{proc.pid}:{' '.join(proc.cmdline())[:60]}")
                 proc.kill()
-            except psutil.Error:
-                pass
-        names = ", ".join(f"{p.pid}:{' '.join(p.cmdline())[:60]}" for p in leftover if p.is_running())
-        pytest.fail(f"processes left running after the test: {names}")
+        pytest.fail(f"processes left running after the test: {', '.join(names)}")
 
 
 @pytest.fixture

@@ -1,0 +1,53 @@
+"""The README's two commands stay true, and .ci/run runs exactly the test command."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
+    commands = []
+    for block in blocks[:2]:
+        lines = [line for line in block.splitlines() if line and not line.startswith("#")]
+        assert len(lines) == 1, block
+        commands.append(lines[0])
+    return commands
+
+
+def test_readme_opens_with_demo_and_test_commands():
+    demo, tests = _readme_commands()
+    assert demo.endswith("refute demo")
+    assert "'.[dev]'" in tests
+    assert tests.endswith("python -m pytest")
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    _, tests = _readme_commands()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert tests in ci
+
+
+def test_demo_command_runs_and_finds_the_planted_bug():
+    proc = subprocess.run(
+        [sys.executable, "-m", "refute.cli", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Surviving: floor-division" in proc.stdout
+    rows = {
+        line.split()[0]: line.split() for line in proc.stdout.splitlines() if line[:1].isalpha()
+    }
+    assert "FALSIFIED" in rows["parse-drops-decimals"]
+    assert "FALSIFIED" in rows["report-rounds"]
+    assert "INCONCLUSIVE" in rows["windows-only"]
+    assert "started   floor-division" in proc.stderr
