@@ -83,7 +83,7 @@ class ProcessSpec:
 
     argv: list[str]
     cwd: Path
-    env: dict[str, str]
+    env: dict[bytes, bytes]
     marker: str
     timeout: float
     grace: float = 2.0
