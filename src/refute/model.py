@@ -65,7 +65,8 @@ def classify_exit(exit_code: int, overrides: dict[int, TestResult] | None = None
 
 
 def _check_unit_interval(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (ok and 0.0 <= value <= 1.0):
         raise ConfigError(name, f"must be a number between 0 and 1, got {value!r}")
 
 
@@ -115,8 +116,13 @@ class Hypothesis:
             raise ConfigError("repeat", f"must be an integer >= 1, got {self.repeat!r}")
         if self.timeout is not None:
             _check_positive("timeout", self.timeout)
-        if self.test is not None and not self.argv():
-            raise ConfigError("test", "must not be empty")
+        if self.test is not None:
+            try:
+                argv = self.argv()
+            except ValueError as exc:  # shlex: unbalanced quotes
+                raise ConfigError("test", f"cannot be split into arguments: {exc}") from exc
+            if not argv or not argv[0]:
+                raise ConfigError("test", "must not be empty")
         for key, value in self.env.items():
             if not isinstance(key, str) or not isinstance(value, str) or "=" in key or not key:
                 raise ConfigError("env", f"names and values must be strings: {key!r}={value!r}")

@@ -1,0 +1,78 @@
+"""`refute.__all__` and the names the package really exports stay in step."""
+
+from __future__ import annotations
+
+import types
+
+import refute
+
+SEED_NAMES = {
+    "Hypothesis",
+    "TestResult",
+    "HypothesisStatus",
+    "TestExecutionResult",
+    "FalsificationConfig",
+    "AsyncTestExecutor",
+    "TestExecutor",
+}
+
+
+def public_attributes() -> set[str]:
+    """Every attribute of the package not starting with `_` that is not a submodule."""
+    return {
+        name
+        for name, value in vars(refute).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+
+
+def test_all_has_no_duplicates() -> None:
+    assert len(refute.__all__) == len(set(refute.__all__))
+    assert all(isinstance(name, str) for name in refute.__all__)
+
+
+def test_every_name_in_all_exists() -> None:
+    missing = [name for name in refute.__all__ if not hasattr(refute, name)]
+    assert missing == []
+
+
+def test_every_public_attribute_is_in_all() -> None:
+    unlisted = public_attributes() - set(refute.__all__)
+    assert unlisted == set()
+
+
+def test_all_matches_the_public_exports_exactly() -> None:
+    listed = {name for name in refute.__all__ if not name.startswith("_")}
+    assert listed == public_attributes()
+    # Nothing in __all__ is a module: submodules are reached by their dotted names.
+    assert not [n for n in refute.__all__ if isinstance(getattr(refute, n), types.ModuleType)]
+
+
+def test_all_includes_the_seed_names() -> None:
+    assert set(refute.__all__) >= SEED_NAMES
+
+
+def test_star_import_gives_exactly_all() -> None:
+    namespace: dict[str, object] = {}
+    exec("from refute import *", namespace)  # noqa: S102 - the behaviour under test
+    namespace.pop("__builtins__", None)
+    assert set(namespace) == set(refute.__all__)
+    for name in SEED_NAMES:
+        assert namespace[name] is getattr(refute, name)
+
+
+def test_seed_names_are_the_model_and_executor_classes() -> None:
+    from refute import executor, model  # noqa: PLC0415 - checking the re-exports
+
+    assert refute.Hypothesis is model.Hypothesis
+    assert refute.TestResult is model.TestResult
+    assert refute.HypothesisStatus is model.HypothesisStatus
+    assert refute.TestExecutionResult is model.TestExecutionResult
+    assert refute.FalsificationConfig is model.FalsificationConfig
+    assert refute.AsyncTestExecutor is executor.AsyncTestExecutor
+    assert refute.TestExecutor is executor.TestExecutor
+
+
+def test_version_is_a_string() -> None:
+    assert isinstance(refute.__version__, str)
+    assert refute.__version__
