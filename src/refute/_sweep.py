@@ -88,3 +88,57 @@ def signal_pids(pids: list[int], signum: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signum)
+
+
+def _start_time(pid: int | str) -> str | None:
+    """The process' start time in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+    try:
+        with open(f"{_PROC}/{pid}/stat", "rb") as handle:  # noqa: PTH123
+            stat = handle.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return fields[19].decode() if len(fields) > 19 else None
+
+
+_token_cache: tuple[int, str] | None = None
+
+
+def process_token() -> str:
+    """`<pid>.<start time>`: names this refute process unambiguously, even after pid reuse."""
+    global _token_cache  # noqa: PLW0603 - per-process memo, refreshed after fork
+    pid = os.getpid()
+    if _token_cache is None or _token_cache[0] != pid:
+        _token_cache = (pid, f"{pid}.{_start_time(pid) or 0}")
+    return _token_cache[1]
+
+
+def token_owner_alive(token: str) -> bool:
+    """True while the refute process named by a token's `<pid>.<start>` prefix runs."""
+    parts = token.split(".")
+    if len(parts) < 2 or not parts[0].isdigit():
+        return False
+    return _start_time(parts[0]) == parts[1].split("-")[0]
+
+
+def find_orphaned_runs() -> list[int]:
+    """Live test processes whose refute (the owner named in their marker) is gone."""
+    prefix = f"\0{MARKER_VARIABLE}=".encode()
+    orphans = []
+    own = os.getpid()
+    for name in os.listdir(_PROC):  # noqa: PTH208
+        if not name.isdigit() or int(name) == own:
+            continue
+        try:
+            with open(f"{_PROC}/{name}/environ", "rb") as handle:  # noqa: PTH123
+                data = b"\0" + handle.read()
+        except OSError:
+            continue
+        start = data.find(prefix)
+        if start < 0:
+            continue
+        end = data.find(b"\0", start + 1)
+        value = data[start + len(prefix) : end if end >= 0 else None].decode(errors="replace")
+        if not token_owner_alive(value) and is_alive(int(name)):
+            orphans.append(int(name))
+    return orphans

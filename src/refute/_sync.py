@@ -100,3 +100,50 @@ def _run_in_thread(factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         raise outcome["error"]
     value: _T = outcome["value"]
     return value
+
+
+class Interrupted(Exception):  # noqa: N818 - reads as what happened
+    """The run was stopped by SIGINT or SIGTERM; cleanup has finished. `signum` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def run_interruptible(factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run a whole refute session from the main thread of a command-line program.
+
+    The first SIGINT or SIGTERM cancels the session, whose cleanup then runs to the end;
+    further signals while it cleans up are ignored (asyncio's own handler would raise
+    KeyboardInterrupt into the loop on the second Ctrl-C and abandon the cleanup). Raises
+    `Interrupted` once everything is cleaned up.
+    """
+    received: list[int] = []
+
+    async def main() -> _T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 - always inside a task here
+
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            if len(received) == 1:
+                task.cancel()
+
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.add_signal_handler(signum, on_signal, signum)
+                installed.append(signum)
+        try:
+            return await factory()
+        except asyncio.CancelledError:
+            if received:
+                raise Interrupted(received[0]) from None
+            raise
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+    with sigchld_default():
+        return asyncio.run(main())

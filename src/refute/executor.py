@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from refute._sweep import MARKER_VARIABLE
+from refute._sweep import MARKER_VARIABLE, process_token
 from refute._sync import run_sync, sigchld_default
 from refute.cost import CostModel, ParallelDecision, decide_parallel
 from refute.errors import ConfigError
@@ -65,7 +65,8 @@ class _Batch:
     """The shared state of one execute/stream call."""
 
     def __init__(self, limit: int, total: int, on_event: EventCallback | None) -> None:
-        self.token = secrets.token_hex(8)
+        # Names the owner (pid + start time) so a later refute can tell orphans apart.
+        self.token = f"{process_token()}.{secrets.token_hex(6)}"
         self.start = time.monotonic()
         self.semaphore = asyncio.Semaphore(limit)
         self.free_slots = list(range(limit - 1, -1, -1))
