@@ -148,7 +148,6 @@ class WorktreePool:
             start = time.monotonic()
             try:
                 await self._refresh(lease, sha)
-                await verify_worktree(lease.path, sha)
             except (GitError, WorktreeError, OSError):
                 await self.destroy_slot(lease.name, lease.fd)
                 lease = None
@@ -214,24 +213,46 @@ class WorktreePool:
         )
 
     async def _refresh(self, lease: Lease, sha: str) -> None:
+        """Bring a free slot back to `sha`, pristine. One `git status` when it already is."""
         lease.info.update(state="leased", pid=os.getpid())
         self._write_info(lease.fd, lease.info)
         path = lease.path
-        _make_traversable(path)
-        await run_git(["reset", "--quiet", "--hard", sha], cwd=path)
+        if (path / ".gitmodules").is_file():
+            await self._init_submodules(path)
+        if await self._is_pristine(path, sha):
+            return
         excludes = [arg for keep in self.keep_paths for arg in ("-e", f"/{keep}")]
-        await run_git(["clean", "-ffdxq", *excludes], cwd=path)
-        await self._init_submodules(path)
-        if not await self._is_pristine(path):
-            raise WorktreeError(f"slot {lease.name} is not clean after reset")
+        for attempt in range(2):
+            if attempt:
+                # A test may have left directories git cannot enter (chmod 000).
+                _make_traversable(path)
+            try:
+                await run_git(["reset", "--quiet", "--hard", sha], cwd=path)
+                await run_git(["clean", "-ffdxq", *excludes], cwd=path)
+                if (path / ".gitmodules").is_file():
+                    await self._init_submodules(path)
+            except GitError:
+                if attempt:
+                    raise
+                continue
+            if await self._is_pristine(path, sha):
+                return
+        raise WorktreeError(f"slot {lease.name} is not clean after reset")
 
-    async def _is_pristine(self, path: Path) -> bool:
+    async def _is_pristine(self, path: Path, sha: str) -> bool:
+        """At `sha` with nothing modified, untracked or ignored (apart from kept paths)."""
         status = await run_git(
-            ["status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=path
+            ["status", "--porcelain=v2", "--branch", "--ignored", "--untracked-files=all"], cwd=path
         )
         for line in status.stdout.splitlines():
-            entry = line[3:].strip('"')
-            if line.startswith("!! ") and any(
+            if line.startswith("# branch.oid "):
+                if line.split()[2] != sha:
+                    return False
+                continue
+            if line.startswith("#"):
+                continue
+            entry = line[2:].strip('"')
+            if line.startswith("! ") and any(
                 entry == keep or entry.startswith(f"{keep}/") for keep in self.keep_paths
             ):
                 continue

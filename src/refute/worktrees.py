@@ -145,7 +145,7 @@ async def apply_patch(path: Path, patch: Path, hypothesis_id: str) -> None:
     try:
         await run_git(["apply", "--whitespace=nowarn", str(patch.resolve())], cwd=path)
     except GitError as exc:
-        detail = exc.stderr.strip() or str(exc)
+        detail = "; ".join(line for line in exc.stderr.strip().splitlines() if line) or str(exc)
         raise WorktreeError(f"patch {patch} does not apply: {detail}", hypothesis_id) from exc
 
 
