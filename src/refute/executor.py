@@ -64,7 +64,13 @@ class _Request:
 class _Batch:
     """The shared state of one execute/stream call."""
 
-    def __init__(self, limit: int, total: int, on_event: EventCallback | None) -> None:
+    def __init__(
+        self,
+        limit: int,
+        total: int,
+        on_event: EventCallback | None,
+        environment: Mapping[str, str] | None,
+    ) -> None:
         # Names the owner (pid + start time) so a later refute can tell orphans apart.
         self.token = f"{process_token()}.{secrets.token_hex(6)}"
         self.start = time.monotonic()
@@ -78,7 +84,11 @@ class _Batch:
         self.cancel_requested = False
         # Snapshot once per batch, as bytes: os.environ decodes on every read and Popen
         # re-encodes every entry, which was a tenth of the cost of a trivial run.
-        self.base_env: dict[bytes, bytes] = dict(os.environb)
+        self.base_env: dict[bytes, bytes] = (
+            dict(os.environb)
+            if environment is None
+            else {os.fsencode(k): os.fsencode(v) for k, v in environment.items()}
+        )
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -120,8 +130,12 @@ class AsyncTestExecutor:
         *,
         cost_model: CostModel | None = None,
         on_event: EventCallback | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
+        """`environment` is what every test inherits (default: this process' environment at
+        the start of each batch); a hypothesis' `env` is merged over it."""
         self.config = config or FalsificationConfig()
+        self.environment = environment
         self.cost_model = cost_model or CostModel.from_config(self.config)
         self.on_event = on_event
         self._batches: set[_Batch] = set()
@@ -215,7 +229,7 @@ class AsyncTestExecutor:
     ) -> AsyncGenerator[tuple[int, TestExecutionResult], None]:
         requests = self._requests(hypotheses, worktrees, repeat=repeat)
         callback = on_event or self.on_event
-        batch = _Batch(self.config.concurrency(), len(requests), callback)
+        batch = _Batch(self.config.concurrency(), len(requests), callback, self.environment)
         self._batches.add(batch)
         with sigchld_default():
             try:

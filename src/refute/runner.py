@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from refute import calibration
-from refute.errors import GitError, RefuteError, WorktreeError
+from refute.errors import ConfigError, GitError, WorktreeError
 from refute.executor import AsyncTestExecutor, EventCallback
+from refute.git import local_env_vars
 from refute.model import FalsificationConfig, Hypothesis, TestExecutionResult, TestResult
 from refute.paths import check_id
 from refute.pool import DEFAULT_KEEP_PATHS, Lease, WorktreePool
@@ -68,9 +70,12 @@ async def run_isolated(
     """Test every hypothesis in its own worktree of the base commit."""
     cfg = config or FalsificationConfig()
     opts = options or IsolationOptions()
-    ids = [check_id(h.id) for h in hypotheses]
-    if len({i.casefold() for i in ids}) != len(ids):
-        raise RefuteError("hypothesis ids must be unique")
+    seen: set[str] = set()
+    for hyp in hypotheses:
+        key = check_id(hyp.id).casefold()
+        if key in seen:
+            raise ConfigError("hypotheses", f"duplicate hypothesis id {hyp.id!r}")
+        seen.add(key)
     started = time.monotonic()
     repo = await Repository.open(repo_path)
     await reconcile(repo, grace=cfg.kill_grace_period)
@@ -95,7 +100,10 @@ async def run_isolated(
             await _setup(cfg, opts, ready, worktrees, failed, samples)
             ready = [h for h in ready if h.id not in failed]
         executor = AsyncTestExecutor(
-            cfg, cost_model=calibration.cost_model(repo.id), on_event=on_event
+            cfg,
+            cost_model=calibration.cost_model(repo.id),
+            on_event=on_event,
+            environment=test_environment(),
         )
         tested = await executor.execute_parallel_async(ready, worktrees)
         by_id = {r.hypothesis_id: r for r in tested} | failed
@@ -163,7 +171,8 @@ async def _setup(
         Hypothesis(id=h.id, description="setup", test=list(opts.setup or []), env=h.env)
         for h in ready
     ]
-    results = await AsyncTestExecutor(setup_cfg).execute_parallel_async(jobs, worktrees)
+    setup_executor = AsyncTestExecutor(setup_cfg, environment=test_environment())
+    results = await setup_executor.execute_parallel_async(jobs, worktrees)
     samples["setup"] = [r.duration for r in results if r.result is TestResult.PASS]
     for hyp, result in zip(ready, results, strict=True):
         if result.result is TestResult.PASS:
@@ -191,6 +200,14 @@ async def _cleanup(
         await delete_snapshot(repo, snapshot)
     with contextlib.suppress(OSError):
         calibration.record(repo.id, samples)
+
+
+def test_environment() -> dict[str, str]:
+    """What tests in worktrees inherit: this environment without git's repository-local
+    variables, so an exported GIT_DIR cannot point a test's git commands at the user's
+    repository instead of its worktree."""
+    local = local_env_vars()
+    return {k: v for k, v in os.environ.items() if k not in local}
 
 
 def _error(hyp: Hypothesis, message: str, worktree: str = "") -> TestExecutionResult:
