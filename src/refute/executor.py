@@ -16,6 +16,7 @@ import secrets
 import signal
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +34,8 @@ from refute.model import (
 )
 from refute.process import ProcessOutcome, ProcessSpec, run_process, shielded, stop_marked
 
+#: Most threads a batch uses to start processes (they only wait for exec, then idle).
+SPAWN_THREADS = 8
 NOT_RUN_MESSAGE = "not run: the run was cancelled before this test finished"
 
 
@@ -82,6 +85,11 @@ class _Batch:
         self.on_event = on_event
         self.callback_error: Exception | None = None
         self.cancel_requested = False
+        self.checked_dirs: set[Path] = set()  # worktrees seen to exist in this batch
+        # A few threads to run Popen on (see process.run_process); not one per child.
+        self.spawner = ThreadPoolExecutor(
+            max_workers=min(limit, SPAWN_THREADS), thread_name_prefix="refute-spawn"
+        )
         # Snapshot once per batch, as bytes: os.environ decodes on every read and Popen
         # re-encodes every entry, which was a tenth of the cost of a trivial run.
         self.base_env: dict[bytes, bytes] = (
@@ -246,6 +254,7 @@ class AsyncTestExecutor:
     async def _shutdown(self, batch: _Batch) -> None:
         batch.cancel()
         await asyncio.gather(*batch.tasks, return_exceptions=True)
+        batch.spawner.shutdown(wait=True)  # every spawn has returned; the threads are idle
         # Daemons that escaped runs which ended normally are found here, once per batch.
         await stop_marked(f"{batch.token}-", self.config.kill_grace_period)
 
@@ -299,8 +308,10 @@ class AsyncTestExecutor:
         hyp = req.hypothesis
         if req.worktree is None:
             return self._error(req, f"no worktree given for hypothesis {hyp.id!r}", 126, 0.0)
-        if not req.worktree.is_dir():
-            return self._error(req, f"worktree not found: {req.worktree}", 126, 0.0)
+        if req.worktree not in batch.checked_dirs:
+            if not req.worktree.is_dir():
+                return self._error(req, f"worktree not found: {req.worktree}", 126, 0.0)
+            batch.checked_dirs.add(req.worktree)
         argv = hyp.argv()
         if argv is None:
             script = req.worktree / ".falsification" / f"test_{hyp.id}.sh"
@@ -332,7 +343,7 @@ class AsyncTestExecutor:
             stdout_log=stdout_log,
             stderr_log=stderr_log,
         )
-        outcome = await run_process(spec)
+        outcome = await run_process(spec, batch.spawner)
         return self._to_result(req, spec, outcome, slot)
 
     def _to_result(

@@ -27,7 +27,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -40,6 +41,8 @@ _READ_CHUNK = 64 * 1024
 _POLL_INTERVAL = 0.02
 #: How long to wait for a SIGKILLed process to disappear before giving up on it.
 _KILL_WAIT = 5.0
+#: How long a pipe may stay open after the tree is gone before /proc is swept for a holder.
+_SIBLING_EXEC_WAIT = 0.25
 #: A synchronous drain reads at most this much before concluding a writer is still alive.
 _DRAIN_LIMIT = 4 * 1024 * 1024
 
@@ -110,11 +113,14 @@ class ProcessOutcome:
     notes: list[str] = field(default_factory=list)
 
 
-async def run_process(spec: ProcessSpec) -> ProcessOutcome:
+async def run_process(spec: ProcessSpec, spawner: Executor | None = None) -> ProcessOutcome:
     """Run `spec` to completion, timeout or cancellation; never leaves a process behind.
 
-    On cancellation the process tree is stopped and reaped first, then CancelledError
-    propagates.
+    `spawner` (a small thread pool shared by a batch) runs the `Popen` call off the event
+    loop: `Popen` returns only once the child has exec'd, which on a busy machine means
+    waiting for the child to be scheduled; spawning from a few threads overlaps those
+    waits instead of serializing them. On cancellation the process tree is stopped and
+    reaped first, then CancelledError propagates.
     """
     stdout = OutputCapture(spec.output_limit, spec.stdout_log)
     stderr = OutputCapture(spec.output_limit, spec.stderr_log)
@@ -122,8 +128,9 @@ async def run_process(spec: ProcessSpec) -> ProcessOutcome:
     err_r, err_w = os.pipe()
     started_at = time.time()
     start = time.monotonic()
-    try:
-        popen = subprocess.Popen(
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             spec.argv,
             cwd=spec.cwd,
             env=spec.env,
@@ -133,6 +140,12 @@ async def run_process(spec: ProcessSpec) -> ProcessOutcome:
             start_new_session=True,
             close_fds=True,
         )
+
+    try:
+        if spawner is None:
+            popen = spawn()
+        else:
+            popen = await _spawn_in(spawner, spawn)
     except (OSError, ValueError, TypeError) as exc:
         os.close(out_r)
         os.close(err_r)
@@ -146,11 +159,44 @@ async def run_process(spec: ProcessSpec) -> ProcessOutcome:
             stderr=stderr,
             spawn_error=exc,
         )
+    except BaseException:
+        os.close(out_r)
+        os.close(err_r)
+        stdout.close()
+        stderr.close()
+        raise
     finally:
         os.close(out_w)
         os.close(err_w)
     running = _RunningProcess(spec, popen, start, started_at, (out_r, stdout), (err_r, stderr))
     return await running.run()
+
+
+async def _spawn_in(
+    spawner: Executor, spawn: Callable[[], subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
+    """Spawn on `spawner`. A spawn cannot be interrupted: if we are cancelled meanwhile, wait
+    for it, then kill and reap what it started before letting the cancellation through."""
+    future = asyncio.get_running_loop().run_in_executor(spawner, spawn)
+    cancelled = False
+    while True:
+        try:
+            popen = await asyncio.shield(future)
+            break
+        except asyncio.CancelledError:
+            if future.done():
+                if future.cancelled() or future.exception() is not None:
+                    raise
+                popen = future.result()
+                break
+            cancelled = True
+    if cancelled:
+        _killpg(popen.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(popen.pid, 0)  # noqa: ASYNC222 - just SIGKILLed: returns at once
+        popen.returncode = -signal.SIGKILL
+        raise asyncio.CancelledError
+    return popen
 
 
 class _RunningProcess:
@@ -172,6 +218,7 @@ class _RunningProcess:
         self.open_fds = set(self.streams)
         self.eof = self.loop.create_future()
         self.exited = self.loop.create_future()
+        self.wake = self.loop.create_future()  # exit or deadline, whichever comes first
         self.reaped = False
         self.outcome = ProcessOutcome(
             exit_code=None,
@@ -203,6 +250,13 @@ class _RunningProcess:
     def _set_exited(self) -> None:
         if not self.exited.done():
             self.exited.set_result(None)
+        if not self.wake.done():
+            self.wake.set_result(None)
+
+    def _on_deadline(self) -> None:
+        if not self.wake.done():
+            self.outcome.timed_out = True
+            self.wake.set_result(None)
 
     def _on_readable(self, fd: int) -> None:
         try:
@@ -228,22 +282,38 @@ class _RunningProcess:
 
     async def run(self) -> ProcessOutcome:
         self._watch()
+        deadline = self.loop.call_later(self.spec.timeout, self._on_deadline)
         try:
             try:
-                done, _ = await asyncio.wait({self.exited}, timeout=self.spec.timeout)
+                await self.wake
             except asyncio.CancelledError:
                 self.outcome.duration = time.monotonic() - self.start
                 await shielded(self._stop_tree())
                 raise
+            finally:
+                deadline.cancel()
             self.outcome.duration = time.monotonic() - self.start
-            if done:
-                await shielded(self._after_exit())
-            else:
-                self.outcome.timed_out = True
+            if self.outcome.timed_out:
                 await shielded(self._stop_tree())
+            elif not self._finished_cleanly():
+                await shielded(self._after_exit())
         finally:
             self._release()
         return self.outcome
+
+    def _finished_cleanly(self) -> bool:
+        """The fast path after an exit: reap, nobody left in the group, pipes at EOF.
+
+        Costs a waitpid, a killpg(pgid, 0) and a read per pipe; no /proc sweep, no task.
+        """
+        self._reap()
+        try:
+            os.killpg(self.pid, 0)
+        except ProcessLookupError:
+            return self._drain_now()
+        except PermissionError:  # pragma: no cover - a setuid member
+            return False
+        return False
 
     async def _after_exit(self) -> None:
         """The main process ended by itself: reap it, then deal with anything it left."""
@@ -332,6 +402,13 @@ class _RunningProcess:
 
     async def _drain(self) -> None:
         """Read what is left in the pipes; if a writer outlived the tree, find and stop it."""
+        if self._drain_now():
+            return
+        # A sibling spawn that forked while our pipe's write end was still open in this
+        # process holds a copy until it execs (close-on-exec): wait a moment for that
+        # before concluding that an escaped descendant holds the pipe.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.eof), timeout=_SIBLING_EXEC_WAIT)
         if self._drain_now():
             return
         marked = [p for p in find_marked(self.spec.marker, exact=True) if is_alive(p)]
