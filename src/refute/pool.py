@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from refute.errors import GitError, WorktreeError
-from refute.git import run_git
+from refute.git import git_out, run_git
 from refute.paths import cache_dir, check_id, inside, make_owned_dir
 from refute.worktrees import (
     Repository,
@@ -213,7 +213,10 @@ class WorktreePool:
         )
 
     async def _refresh(self, lease: Lease, sha: str) -> None:
-        """Bring a free slot back to `sha`, pristine. One `git status` when it already is."""
+        """Bring a free slot back to `sha`, pristine and detached.
+
+        Two read-only git calls when it already is (status and the index flags).
+        """
         lease.info.update(state="leased", pid=os.getpid())
         self._write_info(lease.fd, lease.info)
         path = lease.path
@@ -223,10 +226,18 @@ class WorktreePool:
             return
         excludes = [arg for keep in self.keep_paths for arg in ("-e", f"/{keep}")]
         for attempt in range(2):
-            if attempt:
-                # A test may have left directories git cannot enter (chmod 000).
-                _make_traversable(path)
             try:
+                if attempt:
+                    # Second chance: a test may have left directories git cannot enter
+                    # (chmod 000) or index flags that hide changes; start the index afresh.
+                    _make_traversable(path)
+                    index = await git_out(
+                        ["rev-parse", "--path-format=absolute", "--git-path", "index"], cwd=path
+                    )
+                    Path(index).unlink(missing_ok=True)
+                # Detach first: a test may have switched the slot to one of the user's
+                # branches, and `reset --hard` would move that branch.
+                await run_git(["update-ref", "--no-deref", "HEAD", sha], cwd=path)
                 await run_git(["reset", "--quiet", "--hard", sha], cwd=path)
                 await run_git(["clean", "-ffdxq", *excludes], cwd=path)
                 if (path / ".gitmodules").is_file():
@@ -239,8 +250,12 @@ class WorktreePool:
                 return
         raise WorktreeError(f"slot {lease.name} is not clean after reset")
 
+    def _kept(self, entry: str) -> bool:
+        return any(entry == keep or entry.startswith(f"{keep}/") for keep in self.keep_paths)
+
     async def _is_pristine(self, path: Path, sha: str) -> bool:
-        """At `sha` with nothing modified, untracked or ignored (apart from kept paths)."""
+        """Detached at `sha`, nothing modified, untracked or ignored (apart from kept paths),
+        and no index entry flagged assume-unchanged or skip-worktree (which hide changes)."""
         status = await run_git(
             ["status", "--porcelain=v2", "--branch", "--ignored", "--untracked-files=all"], cwd=path
         )
@@ -248,16 +263,17 @@ class WorktreePool:
             if line.startswith("# branch.oid "):
                 if line.split()[2] != sha:
                     return False
-                continue
-            if line.startswith("#"):
-                continue
-            entry = line[2:].strip('"')
-            if line.startswith("! ") and any(
-                entry == keep or entry.startswith(f"{keep}/") for keep in self.keep_paths
+            elif line.startswith("# branch.head "):
+                if line.split(maxsplit=2)[2] != "(detached)":
+                    return False
+            elif line.startswith("#") or (
+                line[:2] in ("! ", "? ") and self._kept(line[2:].strip('"').rstrip("/"))
             ):
                 continue
-            return False
-        return True
+            else:
+                return False
+        flags = await run_git(["ls-files", "-v", "-z"], cwd=path)
+        return all(entry.startswith("H ") for entry in flags.stdout.split("\0") if entry)
 
     async def _init_submodules(self, path: Path) -> None:
         """Check out submodules from the user's local clones: no network, no shared config."""

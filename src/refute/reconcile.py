@@ -8,7 +8,9 @@ Run at every start (cheap when there is nothing to do) and on demand with a dry 
   resolving symlinks) that have no lease file, and directories in the slots directory
   that git does not know;
 * snapshot refs under `refs/refute/snapshots/` whose owning refute process is gone;
-* test processes whose refute is gone (found by the run marker in their environment).
+* test processes whose refute is gone (found by the run marker in their environment) —
+  machine-wide: an orphan of any dead refute, whatever its repository, is stopped;
+* temporary index directories of snapshots whose refute is gone.
 
 Free pool slots are kept: they are the warm pool.
 """
@@ -24,9 +26,9 @@ from pathlib import Path
 
 from refute._sweep import find_orphaned_runs, is_alive, signal_pids, token_owner_alive
 from refute.git import run_git
-from refute.paths import inside, is_owned_dir
+from refute.paths import inside, is_owned_dir, state_dir
 from refute.pool import WorktreePool
-from refute.snapshot import SNAPSHOT_REF_PREFIX
+from refute.snapshot import SNAPSHOT_REF_PREFIX, TMP_PREFIX
 from refute.worktrees import Repository, force_rmtree, forget_admin_entry, remove_worktree
 
 
@@ -39,10 +41,11 @@ class CleanReport:
     refs: list[str] = field(default_factory=list)
     processes: list[int] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    temporary: list[str] = field(default_factory=list)
 
     @property
     def nothing_to_do(self) -> bool:
-        return not (self.worktrees or self.refs or self.processes)
+        return not (self.worktrees or self.refs or self.processes or self.temporary)
 
 
 async def reconcile(
@@ -50,6 +53,7 @@ async def reconcile(
 ) -> CleanReport:
     """Clean up after dead refute processes; see the module docstring."""
     report = CleanReport(dry_run=dry_run)
+    _reconcile_tmp(report, dry_run=dry_run)
     orphans = find_orphaned_runs()
     report.processes = orphans
     if orphans and not dry_run:
@@ -61,6 +65,21 @@ async def reconcile(
     await _reconcile_registered(pool, report, dry_run=dry_run)
     await _reconcile_refs(repo, report, dry_run=dry_run)
     return report
+
+
+def _reconcile_tmp(report: CleanReport, *, dry_run: bool) -> None:
+    """Temporary index directories of snapshots whose refute died mid-way."""
+    tmp_root = state_dir() / "tmp"
+    if not is_owned_dir(tmp_root):
+        return
+    for entry in tmp_root.iterdir():
+        if not entry.name.startswith(TMP_PREFIX):
+            continue
+        if token_owner_alive(entry.name[len(TMP_PREFIX) :]):
+            continue
+        report.temporary.append(str(entry))
+        if not dry_run:
+            force_rmtree(entry)
 
 
 async def _stop(pids: list[int], grace: float) -> None:

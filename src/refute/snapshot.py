@@ -23,6 +23,7 @@ from refute.paths import make_owned_dir, state_dir
 from refute.worktrees import Repository
 
 SNAPSHOT_REF_PREFIX = "refs/refute/snapshots/"
+TMP_PREFIX = "snapshot-"
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "refute",
     "GIT_AUTHOR_EMAIL": "refute@localhost",
@@ -41,7 +42,8 @@ class Snapshot:
 async def snapshot_uncommitted(repo: Repository, base: str) -> Snapshot:
     """Commit the working tree's state on top of `base` (a SHA) without touching it."""
     tmp_root = make_owned_dir(state_dir() / "tmp")
-    tmp_dir = Path(tempfile.mkdtemp(prefix="snapshot-", dir=tmp_root))
+    # The owner's token in the name lets reconciliation remove it after a SIGKILL.
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{process_token()}-", dir=tmp_root))
     try:
         index = tmp_dir / "index"
         user_index = Path(
