@@ -36,6 +36,10 @@ from refute.process import ProcessOutcome, ProcessSpec, run_process, shielded, s
 
 #: Most threads a batch uses to start processes (they only wait for exec, then idle).
 SPAWN_THREADS = 8
+#: An inline spawn slower than this means the machine is busy (see _Batch.spawner_for).
+SLOW_SPAWN_SECONDS = 0.002
+#: After this many slow inline spawns, a batch spawns on threads for the rest of its runs.
+SLOW_SPAWNS_TO_SWITCH = 3
 NOT_RUN_MESSAGE = "not run: the run was cancelled before this test finished"
 
 
@@ -86,10 +90,9 @@ class _Batch:
         self.callback_error: Exception | None = None
         self.cancel_requested = False
         self.checked_dirs: set[Path] = set()  # worktrees seen to exist in this batch
-        # A few threads to run Popen on (see process.run_process); not one per child.
-        self.spawner = ThreadPoolExecutor(
-            max_workers=min(limit, SPAWN_THREADS), thread_name_prefix="refute-spawn"
-        )
+        self.limit = limit
+        self.slow_spawns = 0
+        self.spawner: ThreadPoolExecutor | None = None
         # Snapshot once per batch, as bytes: os.environ decodes on every read and Popen
         # re-encodes every entry, which was a tenth of the cost of a trivial run.
         self.base_env: dict[bytes, bytes] = (
@@ -97,6 +100,26 @@ class _Batch:
             if environment is None
             else {os.fsencode(k): os.fsencode(v) for k, v in environment.items()}
         )
+
+    def spawner_for_next_run(self) -> ThreadPoolExecutor | None:
+        """Where the next `Popen` runs: inline while spawning is fast, else on threads.
+
+        Inline is cheapest (no thread hand-off: measured about half the orchestrator CPU
+        on trivial commands). But `Popen` waits until the child has exec'd, and on a busy
+        machine that wait blocks the event loop for every spawn in turn; once spawns are
+        seen to be slow, a few threads overlap those waits instead. docs/decisions.md §1.
+        """
+        if self.slow_spawns < SLOW_SPAWNS_TO_SWITCH:
+            return None
+        if self.spawner is None:
+            self.spawner = ThreadPoolExecutor(
+                max_workers=min(self.limit, SPAWN_THREADS), thread_name_prefix="refute-spawn"
+            )
+        return self.spawner
+
+    def note_spawn(self, seconds: float, *, inline: bool) -> None:
+        if inline and seconds > SLOW_SPAWN_SECONDS:
+            self.slow_spawns += 1
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -254,7 +277,8 @@ class AsyncTestExecutor:
     async def _shutdown(self, batch: _Batch) -> None:
         batch.cancel()
         await asyncio.gather(*batch.tasks, return_exceptions=True)
-        batch.spawner.shutdown(wait=True)  # every spawn has returned; the threads are idle
+        if batch.spawner is not None:
+            batch.spawner.shutdown(wait=True)  # every spawn has returned; the threads are idle
         # Daemons that escaped runs which ended normally are found here, once per batch.
         await stop_marked(f"{batch.token}-", self.config.kill_grace_period)
 
@@ -343,7 +367,9 @@ class AsyncTestExecutor:
             stdout_log=stdout_log,
             stderr_log=stderr_log,
         )
-        outcome = await run_process(spec, batch.spawner)
+        spawner = batch.spawner_for_next_run()
+        outcome = await run_process(spec, spawner)
+        batch.note_spawn(outcome.spawn_seconds, inline=spawner is None)
         return self._to_result(req, spec, outcome, slot)
 
     def _to_result(

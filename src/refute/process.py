@@ -110,6 +110,7 @@ class ProcessOutcome:
     leftovers_killed: int = 0
     output_abandoned: bool = False
     cleanup_seconds: float = 0.0
+    spawn_seconds: float = 0.0  # how long Popen took (it returns once the child has exec'd)
     notes: list[str] = field(default_factory=list)
 
 
@@ -169,6 +170,7 @@ async def run_process(spec: ProcessSpec, spawner: Executor | None = None) -> Pro
         os.close(out_w)
         os.close(err_w)
     running = _RunningProcess(spec, popen, start, started_at, (out_r, stdout), (err_r, stderr))
+    running.outcome.spawn_seconds = time.monotonic() - start
     return await running.run()
 
 
@@ -184,12 +186,14 @@ async def _spawn_in(
             popen = await asyncio.shield(future)
             break
         except asyncio.CancelledError:
+            # Remember the cancellation whatever happens next: swallowing it here would
+            # leave the run going with its task marked as cancelling (a hang at shutdown).
+            cancelled = True
             if future.done():
                 if future.cancelled() or future.exception() is not None:
                     raise
                 popen = future.result()
                 break
-            cancelled = True
     if cancelled:
         _killpg(popen.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
