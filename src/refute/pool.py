@@ -238,7 +238,9 @@ class WorktreePool:
                 # Detach first: a test may have switched the slot to one of the user's
                 # branches, and `reset --hard` would move that branch.
                 await run_git(["update-ref", "--no-deref", "HEAD", sha], cwd=path)
-                await run_git(["reset", "--quiet", "--hard", sha], cwd=path)
+                await run_git(
+                    ["-c", "checkout.workers=0", "reset", "--quiet", "--hard", sha], cwd=path
+                )
                 await run_git(["clean", "-ffdxq", *excludes], cwd=path)
                 if (path / ".gitmodules").is_file():
                     await self._init_submodules(path)

@@ -95,7 +95,9 @@ async def add_worktree(repo: Repository, path: Path, sha: str, registry_lock: as
             repo.root,
             registry_lock,
         )
-        await _retry_on_lock(["reset", "--quiet", "--hard", sha], path)
+        # Parallel checkout (git >= 2.32; older gits ignore the setting): writing thousands
+        # of files is bound by the filesystem, and two workers halved it here.
+        await _retry_on_lock(["-c", "checkout.workers=0", "reset", "--quiet", "--hard", sha], path)
     except GitError as exc:
         raise WorktreeError(f"cannot create worktree {path}: {exc}") from exc
 
