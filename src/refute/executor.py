@@ -233,13 +233,18 @@ class AsyncTestExecutor:
         worktrees: Mapping[str, Path],
         *,
         on_event: EventCallback | None = None,
+        attempts: Mapping[str, Sequence[int]] | None = None,
     ) -> AsyncGenerator[TestExecutionResult, None]:
         """Yield results in completion order, `hypothesis.repeat` runs per hypothesis.
 
-        Use it as `async with contextlib.aclosing(executor.stream(...)) as results:` so an
-        early `break` stops the remaining tests at once.
+        `attempts` (hypothesis id -> attempt numbers) runs only those attempts, e.g. the
+        ones an interrupted session did not finish. Use it as
+        `async with contextlib.aclosing(executor.stream(...)) as results:` so an early
+        `break` stops the remaining tests at once.
         """
-        runs = self._stream_indexed(hypotheses, worktrees, repeat=True, on_event=on_event)
+        runs = self._stream_indexed(
+            hypotheses, worktrees, repeat=True, on_event=on_event, attempts=attempts
+        )
         async with contextlib.aclosing(runs) as stream:
             async for _, result in stream:
                 yield result
@@ -257,8 +262,9 @@ class AsyncTestExecutor:
         *,
         repeat: bool,
         on_event: EventCallback | None,
+        attempts: Mapping[str, Sequence[int]] | None = None,
     ) -> AsyncGenerator[tuple[int, TestExecutionResult], None]:
-        requests = self._requests(hypotheses, worktrees, repeat=repeat)
+        requests = self._requests(hypotheses, worktrees, repeat=repeat, attempts=attempts)
         callback = on_event or self.on_event
         batch = _Batch(self.config.concurrency(), len(requests), callback, self.environment)
         self._batches.add(batch)
@@ -283,7 +289,12 @@ class AsyncTestExecutor:
         await stop_marked(f"{batch.token}-", self.config.kill_grace_period)
 
     def _requests(
-        self, hypotheses: Sequence[Hypothesis], worktrees: Mapping[str, Path], *, repeat: bool
+        self,
+        hypotheses: Sequence[Hypothesis],
+        worktrees: Mapping[str, Path],
+        *,
+        repeat: bool,
+        attempts: Mapping[str, Sequence[int]] | None = None,
     ) -> list[_Request]:
         seen: set[str] = set()
         requests: list[_Request] = []
@@ -296,9 +307,11 @@ class AsyncTestExecutor:
                 raise ConfigError("hypotheses", f"duplicate hypothesis id {hyp.id!r}")
             seen.add(hyp.id)
             worktree = worktrees.get(hyp.id)
-            runs = hyp.repeat if repeat else 1
+            numbers: Sequence[int] = range(1, (hyp.repeat if repeat else 1) + 1)
+            if attempts is not None:
+                numbers = attempts.get(hyp.id, ())
             path = Path(worktree) if worktree is not None else None
-            requests.extend(_Request(index, hyp, path, attempt) for attempt in range(1, runs + 1))
+            requests.extend(_Request(index, hyp, path, attempt) for attempt in numbers)
         return requests
 
     # -- one run -------------------------------------------------------------------------

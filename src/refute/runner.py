@@ -18,11 +18,12 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from refute import calibration
+from refute.cost import CostModel
 from refute.errors import ConfigError, GitError, WorktreeError
 from refute.executor import AsyncTestExecutor, EventCallback
 from refute.git import local_env_vars
@@ -59,15 +60,30 @@ class IsolatedRun:
     snapshot_of: str | None = None  # the base the snapshot was taken on
 
 
-async def run_isolated(
+@dataclass
+class Prepared:
+    """Worktrees ready for testing, inside `prepared_worktrees`."""
+
+    repo: Repository
+    base: str  # the commit every worktree started from (a snapshot when uncommitted work)
+    snapshot_of: str | None
+    worktrees: dict[str, Path]  # ready hypotheses only
+    failed: dict[str, TestExecutionResult]  # hypotheses whose worktree, patch or setup failed
+    ready: list[Hypothesis]
+    environment: dict[str, str]
+    cost_model: CostModel | None
+    started: float
+
+
+@contextlib.asynccontextmanager
+async def prepared_worktrees(
     repo_path: Path | str,
     hypotheses: Sequence[Hypothesis],
     config: FalsificationConfig | None = None,
     options: IsolationOptions | None = None,
-    *,
-    on_event: EventCallback | None = None,
-) -> IsolatedRun:
-    """Test every hypothesis in its own worktree of the base commit."""
+) -> AsyncIterator[Prepared]:
+    """Reconcile, resolve the base, lease a worktree per hypothesis, patch, set up; on
+    leaving (normally, by exception or cancellation) release everything, shielded."""
     cfg = config or FalsificationConfig()
     opts = options or IsolationOptions()
     seen: set[str] = set()
@@ -99,23 +115,44 @@ async def run_isolated(
         if opts.setup and ready:
             await _setup(cfg, opts, ready, worktrees, failed, samples)
             ready = [h for h in ready if h.id not in failed]
-        executor = AsyncTestExecutor(
-            cfg,
-            cost_model=calibration.cost_model(repo.id),
-            on_event=on_event,
-            environment=test_environment(),
-        )
-        tested = await executor.execute_parallel_async(ready, worktrees)
-        by_id = {r.hypothesis_id: r for r in tested} | failed
-        return IsolatedRun(
+        yield Prepared(
+            repo=repo,
             base=sha,
-            results=[by_id[h.id] for h in hypotheses],
-            worktrees={hid: str(lease.path) for hid, lease in leases.items()},
-            timings={"wall": time.monotonic() - started},
             snapshot_of=base if snapshot else None,
+            worktrees={h.id: worktrees[h.id] for h in ready},
+            failed=failed,
+            ready=ready,
+            environment=test_environment(),
+            cost_model=calibration.cost_model(repo.id),
+            started=started,
         )
     finally:
         await shielded(_cleanup(repo, pool, leases, snapshot, samples))
+
+
+async def run_isolated(
+    repo_path: Path | str,
+    hypotheses: Sequence[Hypothesis],
+    config: FalsificationConfig | None = None,
+    options: IsolationOptions | None = None,
+    *,
+    on_event: EventCallback | None = None,
+) -> IsolatedRun:
+    """Test every hypothesis once, each in its own worktree of the base commit."""
+    cfg = config or FalsificationConfig()
+    async with prepared_worktrees(repo_path, hypotheses, cfg, options) as prep:
+        executor = AsyncTestExecutor(
+            cfg, cost_model=prep.cost_model, on_event=on_event, environment=prep.environment
+        )
+        tested = await executor.execute_parallel_async(prep.ready, prep.worktrees)
+        by_id = {r.hypothesis_id: r for r in tested} | prep.failed
+        return IsolatedRun(
+            base=prep.base,
+            results=[by_id[h.id] for h in hypotheses],
+            worktrees={hid: str(path) for hid, path in prep.worktrees.items()},
+            timings={"wall": time.monotonic() - prep.started},
+            snapshot_of=prep.snapshot_of,
+        )
 
 
 async def _prepare(
