@@ -68,3 +68,43 @@ class InvalidIdError(ConfigError):
     def __init__(self, value: object, reason: str) -> None:
         super().__init__("id", f"{value!r} {reason}")
         self.value = value
+
+
+class StoreError(RefuteError):
+    """The session store cannot do what was asked.
+
+    Raised by `refute.store.Store`: the database cannot be opened or is not a refute
+    database, its schema is newer than this version of refute knows, a session id (or
+    prefix) is unknown or ambiguous, a document is malformed, or SQLite itself failed.
+    """
+
+
+def one_line(text: str) -> str:
+    """`text` with every character that could break a line (or is invisible) escaped."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+class PlanError(ConfigError):
+    """A plan file cannot be used: unreadable, too large, not UTF-8, malformed or unsafe
+    YAML/JSON, or a value the plan format does not allow.
+
+    Raised by `refute.plan.load_plan` and `refute.plan.parse_plan` (never any other
+    exception for bad input). `path` is the file name as given, `line` the 1-based line of
+    the offending node when the parser knows it, `field` the path of the offending value
+    (`hypotheses[2].timeout`; empty for problems with the file as a whole). `str()` is the
+    one-line form `plan.yaml:12: hypotheses[2].timeout: must be a number > 0`.
+    """
+
+    def __init__(self, path: str, field: str, message: str, line: int | None = None) -> None:
+        super().__init__(one_line(field), one_line(message))
+        self.path = path
+        self.line = line
+        where = one_line(path) + (f":{line}" if line is not None else "")
+        self.args = (
+            f"{where}: {self.field}: {self.message}" if field else f"{where}: {self.message}",
+        )
+
+    def __reduce__(self) -> tuple[type[PlanError], tuple[str, str, str, int | None]]:
+        return (type(self), (self.path, self.field, self.message, self.line))

@@ -1,0 +1,739 @@
+"""Report renderers: every format renders the plain session document, safely.
+
+The documents are built here by hand, as the session runner would store them, so these
+tests depend on nothing but `refute.reports` and the contract in docs/report.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from refute.errors import ConfigError
+from refute.reports import FORMATS, REPORT_JSON_SCHEMA, UNRELIABLE_NOTE, render, render_text
+
+T0 = 1_795_000_000.0  # epoch seconds of the first start
+SESSION_ID = "20261128T011500-3f9a2c"
+LOG_DIR = f"/state/refute/logs/{SESSION_ID}"
+NASTY = "ünïcødé ✓ <script>alert('x')</script> & a|b `tick` \x00nul \x1b[31mred\x1b[0m"
+XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def make_run(
+    hid: str,
+    result: str,
+    *,
+    attempt: int = 1,
+    slot: int | None = 0,
+    start: float = 0.0,
+    duration: float = 1.0,
+    exit_code: int | None = None,
+    stdout: str = "",
+    stderr: str = "",
+    message: str = "",
+    not_run: bool = False,
+) -> dict[str, Any]:
+    codes = {"pass": 0, "fail": 1, "timeout": 124, "error": 127, "skip": 125}
+    metrics: dict[str, Any] = {"confidence": 0.6, "attempt": attempt}
+    if not_run:
+        metrics = {"not_run": True, "attempt": attempt, "confidence": 0.0}
+    else:
+        metrics["slot"] = slot
+    stem = f"{LOG_DIR}/{hid}.run{attempt}"
+    return {
+        "hypothesis_id": hid,
+        "result": result,
+        "duration": 0.0 if not_run else duration,
+        "stdout": stdout,
+        "stderr": stderr,
+        "exit_code": -1 if not_run else (codes[result] if exit_code is None else exit_code),
+        "worktree_path": f"/cache/refute/worktrees/abc/{hid}",
+        "error_message": message or f"the test exited with {codes[result]}",
+        "metrics": metrics,
+        "stdout_log": "" if not_run else f"{stem}.stdout",
+        "stderr_log": "" if not_run else f"{stem}.stderr",
+        "started_at": 0.0 if not_run else T0 + start,
+    }
+
+
+def counts_of(runs: list[dict[str, Any]]) -> dict[str, int]:
+    counts = dict.fromkeys(("pass", "fail", "timeout", "error", "skip", "not_run"), 0)
+    for run in runs:
+        counts["not_run" if run["metrics"].get("not_run") else run["result"]] += 1
+    return counts
+
+
+def make_hypothesis(
+    hid: str,
+    rank: int,
+    verdict: str,
+    runs: list[dict[str, Any]],
+    *,
+    description: str = "",
+    reason: str = "",
+    confidence: float = 0.6,
+) -> dict[str, Any]:
+    counts = counts_of(runs)
+    valid = counts["pass"] + counts["fail"]
+    return {
+        "id": hid,
+        "description": description or f"{hid} is the cause",
+        "rank": rank,
+        "score": 0.5 - rank / 10,
+        "probability": 0.5,
+        "impact": 0.5,
+        "test_complexity": 0.5,
+        "estimated_test_time": 2,
+        "supported_if": "fails",
+        "test": ["pytest", "-x", f"tests/test_{hid}.py"],
+        "shell": False,
+        "patch": None,
+        "depends_on": [],
+        "repeat": len(runs),
+        "timeout": 120,
+        "verdict": verdict,
+        "confidence": confidence,
+        "unreliable": False,
+        "reason": reason or f"{verdict} after {len(runs)} runs",
+        "counts": counts,
+        "runs_total": len(runs),
+        "runs_valid": valid,
+        "reproduction_rate": counts["fail"] / valid if valid else None,
+        "wilson_95": [0.1, 0.9] if valid else None,
+        "runs": runs,
+    }
+
+
+def make_document() -> dict[str, Any]:
+    """4 hypotheses (supported, falsified, inconclusive by skip, flaky x3), a control."""
+    control_runs = [make_run("control", "fail", slot=0, start=0.0, duration=1.0)]
+    token = [
+        make_run(
+            "token-race",
+            "fail",
+            slot=0,
+            start=1.2,
+            duration=2.0,
+            stdout="collected 1 item\n",
+            stderr=f"Traceback (most recent call last):\nAssertionError: {NASTY}\n",
+            message="the test failed | exit `1`",
+        )
+    ]
+    cache = [make_run("cache-stale", "pass", slot=1, start=1.2, duration=1.5)]
+    clock = [
+        make_run("clock-skew", "skip", slot=1, start=2.8, duration=0.2, message="cannot test"),
+        make_run(
+            "clock-skew",
+            "skip",
+            attempt=2,
+            not_run=True,
+            message="not run: the run was cancelled before this test finished",
+        ),
+    ]
+    retry = [
+        make_run("retry-storm", "fail", attempt=1, slot=0, start=3.3, duration=0.5),
+        make_run("retry-storm", "pass", attempt=2, slot=1, start=3.3, duration=0.6),
+        make_run("retry-storm", "fail", attempt=3, slot=0, start=3.9, duration=0.4),
+    ]
+    hypotheses = [
+        make_hypothesis(
+            "token-race",
+            1,
+            "supported",
+            token,
+            description="Token expiry | races with `refresh` & <b>",
+            reason="the test failed (bug reproduced) in 1 of 1 valid runs",
+        ),
+        make_hypothesis("cache-stale", 2, "falsified", cache, confidence=0.6),
+        make_hypothesis("clock-skew", 3, "inconclusive", clock, confidence=0.0),
+        make_hypothesis("retry-storm", 4, "flaky", retry, confidence=0.12),
+    ]
+    return {
+        "schema": "refute.session/1",
+        "session": {
+            "id": SESSION_ID,
+            "repo": "/abs/repo",
+            "plan_path": "/abs/repo/plan.yaml",
+            "bug": "Auth service randomly rejects valid sessions (ünïcødé)",
+            "status": "completed",
+            "started_at": "2026-11-28T01:15:00+00:00",
+            "finished_at": "2026-11-28T01:15:05+00:00",
+            "base": {
+                "ref": "HEAD",
+                "sha": "a" * 40,
+                "snapshot_of": None,
+                "include_uncommitted": False,
+            },
+            "settings": {
+                "concurrency": 2,
+                "timeout": 120,
+                "repeat": 1,
+                "parallel": True,
+                "max_hypotheses": 5,
+            },
+            "parallel_decision": {
+                "parallel": True,
+                "hypotheses": 4,
+                "sequential_time": 8,
+                "longest_test": 2,
+                "overhead": 3,
+                "cost_source": "measured",
+                "reason": "sequential 8s > longest 2s + overhead 3s (measured costs)",
+            },
+            "exit_code": 0,
+            "error": None,
+        },
+        "control": {
+            "test": ["pytest", "-x", "tests/test_session.py"],
+            "verdict": "reproduced",
+            "counts": counts_of(control_runs),
+            "runs": control_runs,
+        },
+        "hypotheses": hypotheses,
+        "summary": {
+            "counts": {
+                "falsified": 1,
+                "supported": 1,
+                "inconclusive": 1,
+                "flaky": 1,
+                "pending": 0,
+            },
+            "survivors": ["token-race"],
+            "recommendation": {
+                "action": "fix_inconclusive",
+                "message": "Fix the inconclusive and flaky tests before trusting the survivors",
+                "next_steps": [
+                    "make clock-skew's test runnable here (it exited 125)",
+                    "stabilise retry-storm's test (2 of 3 runs failed)",
+                ],
+            },
+            "timing": {"wall_seconds": 4.3, "sum_run_seconds": 6.2, "speedup": 1.44},
+        },
+    }
+
+
+def make_unreliable_document() -> dict[str, Any]:
+    doc = make_document()
+    control = doc["control"]
+    control["runs"] = [make_run("control", "pass", slot=0, start=0.0)]
+    control["counts"] = counts_of(control["runs"])
+    control["verdict"] = "not_reproduced"
+    for hyp in doc["hypotheses"]:
+        hyp["unreliable"] = True
+    doc["session"]["exit_code"] = 3
+    doc["summary"]["recommendation"] = {
+        "action": "fix_control",
+        "message": "The control test did not reproduce the bug on the base commit",
+        "next_steps": ["check that the control test fails on the unmodified base"],
+    }
+    return doc
+
+
+def all_runs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    runs = list(doc["control"]["runs"]) if doc["control"] else []
+    for hyp in doc["hypotheses"]:
+        runs.extend(hyp["runs"])
+    return runs
+
+
+# --- JSON and the schema ---------------------------------------------------------------
+
+
+def test_schema_is_a_valid_draft_2020_12_schema():
+    jsonschema.Draft202012Validator.check_schema(REPORT_JSON_SCHEMA)
+    assert REPORT_JSON_SCHEMA["$schema"].endswith("/draft/2020-12/schema")
+
+
+@pytest.mark.parametrize("factory", [make_document, make_unreliable_document])
+def test_json_validates_and_round_trips(factory):
+    doc = factory()
+    text = render(doc, "json")
+    assert json.loads(text) == doc
+    jsonschema.validate(json.loads(text), REPORT_JSON_SCHEMA)
+    assert "ünïcødé" in text  # ensure_ascii=False
+
+
+def test_json_is_the_document_as_is():
+    doc = make_document()
+    assert render(doc, "json") == json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False)
+
+
+def _without(path: list[str | int]) -> dict[str, Any]:
+    doc = make_document()
+    parent: Any = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    del parent[path[-1]]
+    return doc
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ["summary"],
+        ["schema"],
+        ["session", "id"],
+        ["session", "base", "sha"],
+        ["summary", "timing", "wall_seconds"],
+        ["summary", "recommendation", "action"],
+        ["hypotheses", 0, "verdict"],
+        ["hypotheses", 0, "counts", "not_run"],
+        ["hypotheses", 1, "runs", 0, "started_at"],
+        ["control", "runs", 0, "result"],
+    ],
+)
+def test_a_document_missing_a_required_key_fails_validation(path):
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(_without(path), REPORT_JSON_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (["schema"], "refute.session/2"),
+        (["session", "status"], "done"),
+        (["session", "exit_code"], "0"),
+        (["hypotheses", 0, "verdict"], "SUPPORTED"),
+        (["hypotheses", 0, "confidence"], "high"),
+        (["hypotheses", 0, "confidence"], 1.5),
+        (["hypotheses", 0, "unreliable"], 0),
+        (["hypotheses", 0, "runs", 0, "duration"], "2s"),
+        (["hypotheses", 0, "runs", 0, "result"], "crash"),
+        (["hypotheses", 0, "runs", 0, "metrics", "slot"], "0"),
+        (["control", "verdict"], "yes"),
+        (["summary", "survivors"], "token-race"),
+        (["summary", "recommendation", "next_steps"], [1]),
+    ],
+)
+def test_a_document_with_a_wrong_type_fails_validation(path, value):
+    doc = make_document()
+    parent: Any = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, REPORT_JSON_SCHEMA)
+
+
+def test_unknown_top_level_keys_fail_but_nested_additions_are_allowed():
+    doc = make_document()
+    doc["hypotheses"][0]["notes"] = "added later within version 1"
+    doc["hypotheses"][0]["runs"][0]["metrics"]["cleanup_seconds"] = 0.01
+    jsonschema.validate(doc, REPORT_JSON_SCHEMA)
+    doc["extra"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, REPORT_JSON_SCHEMA)
+
+
+def test_a_document_without_control_validates_and_renders():
+    doc = make_document()
+    doc["control"] = None
+    doc["summary"]["recommendation"] = None
+    jsonschema.validate(doc, REPORT_JSON_SCHEMA)
+    for fmt in FORMATS:
+        assert render(doc, fmt)
+    assert "Control: none" in render_text(doc)
+
+
+def test_unknown_format_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown report format 'pdf'"):
+        render(make_document(), "pdf")
+
+
+# --- JUnit -----------------------------------------------------------------------------
+
+
+def parse_junit(doc: dict[str, Any]) -> ET.Element:
+    text = render(doc, "junit")
+    assert not XML_FORBIDDEN.search(text)
+    return ET.fromstring(text.encode("utf-8"))  # noqa: S314 - our own output
+
+
+def test_junit_has_one_testcase_per_hypothesis_with_the_mapping():
+    doc = make_document()
+    root = parse_junit(doc)
+    suites = root.findall("testsuite")
+    assert len(suites) == 1
+    suite = suites[0]
+    assert suite.get("name") == f"refute: {doc['session']['bug']}"
+    cases = suite.findall("testcase")
+    assert [case.get("name") for case in cases] == [h["id"] for h in doc["hypotheses"]]
+    assert {case.get("classname") for case in cases} == {f"refute.{SESSION_ID}"}
+    by_name = {case.get("name"): case for case in cases}
+
+    supported = by_name["token-race"]
+    failure = supported.find("failure")
+    assert failure is not None
+    assert failure.get("message", "").startswith("supported: ")
+    assert float(supported.get("time", "")) == pytest.approx(2.0)
+
+    falsified = by_name["cache-stale"]
+    assert [child.tag for child in falsified if child.tag not in {"system-out", "system-err"}] == []
+
+    inconclusive = by_name["clock-skew"]
+    skipped = inconclusive.find("skipped")
+    assert skipped is not None
+    assert skipped.get("message", "").startswith("inconclusive: ")
+    assert inconclusive.find("error") is None
+
+    flaky = by_name["retry-storm"]
+    flaky_failure = flaky.find("failure")
+    assert flaky_failure is not None
+    assert flaky_failure.get("message", "").startswith("flaky: ")
+    assert float(flaky.get("time", "")) == pytest.approx(1.5)
+
+    expected = {"tests": "4", "failures": "2", "errors": "0", "skipped": "1"}
+    for element in (root, suite):
+        assert {key: element.get(key) for key in expected} == expected
+    assert float(suite.get("time", "")) == pytest.approx(2.0 + 1.5 + 0.2 + 1.5)
+
+
+def test_junit_inconclusive_by_timeout_is_an_error_and_pending_is_skipped():
+    doc = make_document()
+    clock = doc["hypotheses"][2]
+    clock["runs"] = [make_run("clock-skew", "timeout", slot=0, start=2.0, duration=120.0)]
+    clock["counts"] = counts_of(clock["runs"])
+    doc["hypotheses"][1].update(verdict="pending", runs=[], counts=counts_of([]), runs_total=0)
+    by_name = {case.get("name"): case for case in parse_junit(doc).iter("testcase")}
+    error = by_name["clock-skew"].find("error")
+    assert error is not None
+    assert error.get("message", "").startswith("inconclusive: ")
+    assert by_name["cache-stale"].find("skipped") is not None
+    suite = parse_junit(doc).find("testsuite")
+    assert suite is not None
+    assert (suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("2", "1", "1")
+
+
+def test_junit_outputs_are_cleaned_and_present():
+    root = parse_junit(make_document())
+    case = next(c for c in root.iter("testcase") if c.get("name") == "token-race")
+    err = case.findtext("system-err") or ""
+    assert "<script>alert('x')</script> & a|b `tick`" in err  # escaped by XML, intact as text
+    assert "\x00" not in err
+    assert "\x1b" not in err
+    assert "red" in err
+    assert "ünïcødé ✓" in err
+    assert "collected 1 item" in (case.findtext("system-out") or "")
+    suite_out = root.find("testsuite/system-out")
+    assert suite_out is None or "control" in (suite_out.text or "")
+
+
+def test_junit_marks_unreliable_verdicts():
+    root = parse_junit(make_unreliable_document())
+    failure = next(c for c in root.iter("testcase") if c.get("name") == "token-race").find(
+        "failure"
+    )
+    assert failure is not None
+    assert UNRELIABLE_NOTE in failure.get("message", "")
+
+
+# --- HTML ------------------------------------------------------------------------------
+
+VOID = {"meta", "br", "hr", "img", "input", "link", "wbr", "col", "source", "area", "base"}
+
+
+class StrictParser(HTMLParser):
+    """Records tags and attributes and checks that every element is closed in order."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.problems: list[str] = []
+        self.starts: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.starts.append((tag, dict(attrs)))
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.starts.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.problems.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+            return
+        self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse_html(doc: dict[str, Any]) -> tuple[str, StrictParser]:
+    page = render(doc, "html")
+    parser = StrictParser()
+    parser.feed(page)
+    parser.close()
+    assert parser.problems == []
+    assert parser.stack == []
+    return page, parser
+
+
+def boxes(parser: StrictParser) -> list[dict[str, str | None]]:
+    return [
+        attrs
+        for tag, attrs in parser.starts
+        if tag == "div" and "run" in (attrs.get("class") or "").split()
+    ]
+
+
+def test_html_parses_and_has_one_lane_per_slot_and_a_box_per_run():
+    doc = make_document()
+    page, parser = parse_html(doc)
+    assert page.startswith("<!DOCTYPE html>")
+    lanes = [attrs for tag, attrs in parser.starts if attrs.get("class") == "lane"]
+    slots = {run["metrics"].get("slot") for run in all_runs(doc)} - {None}
+    assert sorted(lane["data-slot"] for lane in lanes) == sorted(str(s) for s in slots)
+    placed = [run for run in all_runs(doc) if run["metrics"].get("slot") is not None]
+    found = boxes(parser)
+    assert len(found) == len(placed)
+    labels = {box["data-run"] for box in found}
+    ids = {box["id"] for box in found}
+    for run in placed:
+        label = f"{run['hypothesis_id']} #{run['metrics']['attempt']}"
+        assert label in labels
+        assert f"run-{run['hypothesis_id']}-{run['metrics']['attempt']}" in ids
+        assert f">{label}</div>" in page
+    assert "run-control-1" in ids
+    for box in found:
+        style = box["style"] or ""
+        left, width = (float(x) for x in re.findall(r"(?:left|width):([0-9.]+)%", style))
+        assert 0 <= left <= 100
+        assert 0 <= width <= 100 - left + 1e-9
+        assert "o-" in (box["class"] or "")
+        assert box["title"]
+    # The earliest run starts at 0 %, the one that ends last reaches 100 %.
+    spans = [
+        tuple(float(x) for x in re.findall(r"(?:left|width):([0-9.]+)%", b["style"] or ""))
+        for b in found
+    ]
+    assert min(left for left, _ in spans) == 0
+    assert max(left + width for left, width in spans) == pytest.approx(100, abs=0.01)
+
+
+def test_html_lists_runs_without_a_slot_separately():
+    _, parser = parse_html(make_document())
+    text = "".join(parser.text)
+    assert "Runs without a slot" in text
+    assert "clock-skew #2: not run" in text
+
+
+def test_html_has_no_external_references():
+    page, parser = parse_html(make_document())
+    references = [
+        value or ""
+        for _, attrs in parser.starts
+        for name, value in attrs.items()
+        if name in {"src", "href", "action", "srcset", "poster", "data"}
+    ]
+    assert references  # the table links to each hypothesis' section
+    for ref in references:
+        assert ref.startswith("#"), ref
+        assert "//" not in ref
+    assert "http://" not in page
+    assert "https://" not in page
+    assert "url(" not in page
+    assert "@import" not in page
+
+
+def test_html_escapes_output():
+    page, parser = parse_html(make_document())
+    tags = {tag for tag, _ in parser.starts}
+    assert "script" not in tags
+    assert "b" not in tags  # from the description "<b>"
+    assert "<script" not in page
+    assert "&lt;script&gt;" in page
+    assert "\x00" not in page
+    assert "\x1b" not in page
+    assert "ünïcødé ✓" in page
+
+
+def test_html_marks_unreliable_verdicts():
+    page, _ = parse_html(make_unreliable_document())
+    assert page.count(UNRELIABLE_NOTE) >= 1 + 4  # the banner and every verdict
+
+
+# --- Markdown --------------------------------------------------------------------------
+
+
+def unescaped_pipes(line: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", line))
+
+
+def test_markdown_table_escapes_pipes_and_backticks():
+    doc = make_document()
+    text = render(doc, "markdown")
+    assert text.startswith(f"## refute: {doc['session']['bug']}")
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + len(doc["hypotheses"])  # header + one per hypothesis
+    for row in rows:
+        assert unescaped_pipes(row) == 8, row  # 7 columns
+    token = next(row for row in rows if "token-race" in row)
+    assert r"Token expiry \| races with \`refresh\` &amp; &lt;b&gt;" in token
+    assert "**supported**" in token
+
+
+def test_markdown_has_recommendation_timing_and_details():
+    doc = make_document()
+    text = render(doc, "markdown")
+    assert doc["summary"]["recommendation"]["message"] in text
+    assert "**Timing:** wall 4.30s" in text
+    assert text.count("<details>") == text.count("</details>") == 1 + len(doc["hypotheses"])
+    assert r"the test failed \| exit \`1\`" in text
+    assert "<script>" in text  # only inside a fenced block of stderr lines
+    for line in text.splitlines():
+        if "<script>" in line:
+            assert line.startswith("AssertionError:"), line
+    assert "\x00" not in text
+    assert "\x1b" not in text
+
+
+def test_markdown_fence_outlasts_backticks_in_output():
+    doc = make_document()
+    doc["hypotheses"][0]["runs"][0]["stderr"] = "before\n````\nafter\n"
+    text = render(doc, "markdown")
+    assert "`````text" in text
+
+
+def test_markdown_marks_unreliable_verdicts():
+    text = render(make_unreliable_document(), "markdown")
+    assert "unreliable: control did not reproduce" in text
+    assert "did NOT reproduce" in text
+
+
+# --- text ------------------------------------------------------------------------------
+
+
+def test_text_has_ids_recommendation_timing_and_every_log_path():
+    doc = make_document()
+    text = render_text(doc)
+    for hyp in doc["hypotheses"]:
+        assert hyp["id"] in text
+    recommendation = doc["summary"]["recommendation"]
+    assert recommendation["message"] in text
+    for step in recommendation["next_steps"]:
+        assert step in text
+    assert "wall 4.30s" in text
+    assert "sum of run time 6.20s" in text
+    assert "speedup 1.44x" in text
+    for run in all_runs(doc):
+        for key in ("stdout_log", "stderr_log"):
+            if run[key]:
+                assert run[key] in text
+    assert "SUPPORTED" in text
+    assert "1/3 pass, 2/3 fail" in text
+    assert "Control: reproduced" in text
+    assert UNRELIABLE_NOTE not in text
+
+
+def test_text_is_plain_without_color_and_styled_with_it():
+    doc = make_document()
+    doc["session"]["bug"] = "bug with \x1b[31mescape\x1b[0m and \x00 and [bold]markup[/bold]"
+    plain = render(doc, "text")
+    assert "\x1b" not in plain
+    assert "\x00" not in plain
+    assert "[bold]markup[/bold]" in plain  # not interpreted as rich markup
+    colored = render_text(doc, color=True)
+    assert "\x1b[" in colored
+
+
+def test_text_honours_width():
+    text = render_text(make_document(), width=80)
+    table_lines = [line for line in text.splitlines() if "token-race" in line][:1]
+    assert table_lines
+    assert all(len(line) <= 80 for line in table_lines)
+
+
+def test_text_marks_unreliable_verdicts():
+    text = render_text(make_unreliable_document())
+    assert UNRELIABLE_NOTE in text  # the banner
+    assert text.count("(unreliable)") >= 4  # every verdict
+    assert "did NOT reproduce" in text
+
+
+# --- every format ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_renders_a_running_session(fmt):
+    doc = make_document()
+    doc["session"].update(status="running", finished_at=None)
+    for hyp in doc["hypotheses"][2:]:
+        hyp.update(verdict="pending", runs=[], counts=counts_of([]), runs_total=0, runs_valid=0)
+    jsonschema.validate(doc, REPORT_JSON_SCHEMA)
+    assert render(copy.deepcopy(doc), fmt)
+
+
+ANALYSIS_FIELDS = (
+    "verdict",
+    "confidence",
+    "unreliable",
+    "reason",
+    "counts",
+    "runs_total",
+    "runs_valid",
+    "reproduction_rate",
+    "wilson_95",
+)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_renders_a_stored_document_before_analysis(fmt):
+    # What the store holds while a session runs: no summary, no verdict fields yet.
+    doc = make_document()
+    doc["session"].update(status="running", finished_at=None, exit_code=None)
+    doc["summary"] = None
+    doc["control"] = {"test": ["pytest"], "verdict": "pending", "runs": []}
+    for hyp in doc["hypotheses"]:
+        for key in ANALYSIS_FIELDS:
+            del hyp[key]
+    assert render(doc, fmt)
+    if fmt == "text":
+        assert "PENDING" in render(doc, fmt)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=st.text(
+        alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"])
+        | st.sampled_from("\x00\x1b<&|`"),
+        max_size=200,
+    )
+)
+def test_any_output_is_safe_in_every_format(text):
+    doc = make_document()
+    hyp = doc["hypotheses"][0]
+    hyp["description"] = text
+    hyp["reason"] = text
+    hyp["runs"][0].update(stdout=text, stderr=text, error_message=text)
+    doc["session"]["bug"] = text
+    assert json.loads(render(doc, "json")) == doc
+    junit = render(doc, "junit")
+    assert not XML_FORBIDDEN.search(junit)
+    ET.fromstring(junit.encode("utf-8"))  # noqa: S314 - our own output
+    parser = StrictParser()
+    parser.feed(render(doc, "html"))
+    parser.close()
+    assert parser.problems == []
+    assert parser.stack == []
+    assert {tag for tag, _ in parser.starts} <= {
+        "html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "table",
+        "thead", "tbody", "tr", "th", "td", "a", "span", "div", "ol", "li", "ul", "i",
+        "section", "details", "summary", "pre", "code", "br", "strong",
+    }  # fmt: skip
+    for fmt in ("text", "markdown"):
+        rendered = render(doc, fmt)
+        assert "\x1b" not in rendered
+        assert "\x00" not in rendered
