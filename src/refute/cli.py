@@ -54,6 +54,11 @@ FORMATS = ("text", "json", "markdown", "junit", "html")
 _HELP = __doc__.split("\n\n", 1)[1] if __doc__ else ""
 
 
+def _console() -> Console:
+    """A console for stdout; when it is not a terminal, wide enough that ids never wrap."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def _fail(message: str, code: int) -> NoReturn:
     """One line on stderr and the exit code; the CLI never shows a traceback for input."""
     one_line = " ".join(str(message).split())
@@ -169,9 +174,7 @@ def _emit_report(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
         except OSError as exc:
             _fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_INFRASTRUCTURE)
         click.echo(f"refute: {fmt} report written to {output}", err=True)
-        if fmt != "text":
-            return
-        fmt = "text"
+        return
     if fmt == "text":
         color = sys.stdout.isatty()
         width = Console().width if color else 100
@@ -314,7 +317,7 @@ def check(plan: Path, jobs: str | None, max_hypotheses: int | None, repo: Path) 
     _positive("--max-hypotheses", max_hypotheses)
     loaded = load_plan(plan)
     spec = spec_from_plan(loaded, plan, repo, jobs=_jobs(jobs), max_hypotheses=max_hypotheses)
-    console = Console()
+    console = _console()
     console.print(f"plan {plan}: valid. bug: {spec.bug}")
     table = Table(title="would run, in this order")
     for column in (
@@ -401,7 +404,7 @@ def history(all_repos: bool, limit: int, repo: Path) -> int:
             verdicts,
             str(row.get("bug") or "")[:60],
         )
-    Console().print(table)
+    _console().print(table)
     if not rows:
         click.echo("no sessions yet")
     return 0
