@@ -100,7 +100,9 @@ class Progress:
         click.echo(f"refute: session {self.session_id}", err=True)
         if self.live_enabled:
             self.live = Live(
-                self._table(), console=self.console, refresh_per_second=4, transient=False
+                console=self.console,
+                refresh_per_second=4,
+                get_renderable=self._table,  # re-rendered at each refresh: elapsed keeps ticking
             )
             self.live.start()
 
@@ -123,9 +125,7 @@ class Progress:
             if result is not None and not result.not_run:
                 detail = f" (exit {result.exit_code}, {result.duration:.2f}s)"
             line = f"[{event.elapsed:7.2f}s] finished  {event.hypothesis_id}: {outcome}{detail}"
-        if self.live is not None:
-            self.live.update(self._table())
-        else:
+        if self.live is None:
             click.echo(line, err=True)
 
     def _eta(self) -> str:
@@ -158,7 +158,7 @@ class Progress:
 
     def stop(self) -> None:
         if self.live is not None:
-            self.live.update(self._table())
+            self.live.refresh()
             self.live.stop()
             self.live = None
 
