@@ -7,10 +7,18 @@ every file outside .git, the stash list, and every ref. Tests compare it before 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+
+from refute.model import FalsificationConfig, Hypothesis, TestResult
+from refute.runner import IsolatedRun
 
 # Variables that would redirect git away from the repository a test names.
 _GIT_LOCAL = (
@@ -91,3 +99,71 @@ def refute_worktrees(repo: Path, home: Path) -> list[str]:
     out = git(repo, "worktree", "list", "--porcelain")
     paths = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("worktree ")]
     return [p for p in paths if Path(p).resolve().is_relative_to(home.resolve())]
+
+
+# -- shared by the isolation tests (worktrees, git layer, snapshot) ----------------------
+
+PY = sys.executable
+FILES = {"README.md": "hello\n", "src/app.py": "print('app')\n", ".gitignore": "*.log\n"}
+
+# Prints its working directory; fails unless `name` exists there with `content`.
+CHECK_FILE = r"""
+import os, sys
+name, content = sys.argv[1], sys.argv[2]
+print(os.getcwd())
+with open(name, encoding="utf-8") as f:
+    sys.exit(0 if f.read() == content else 3)
+"""
+
+
+def home() -> Path:
+    return Path(os.environ["REFUTE_HOME"])
+
+
+def isolation_config(concurrency: int = 4) -> FalsificationConfig:
+    return FalsificationConfig(
+        max_concurrent_tests=concurrency, test_timeout=60.0, kill_grace_period=0.5
+    )
+
+
+def check_file_hyp(hid: str, name: str, content: str, **kwargs) -> Hypothesis:
+    return Hypothesis(
+        id=hid, description=f"checks {name}", test=[PY, "-c", CHECK_FILE, name, content], **kwargs
+    )
+
+
+def failures(run: IsolatedRun) -> list[tuple[str, str, str, str]]:
+    return [
+        (r.hypothesis_id, r.result.value, r.error_message, r.stderr[-500:])
+        for r in run.results
+        if r.result is not TestResult.PASS
+    ]
+
+
+def assert_pool_idle(repo: Path) -> None:
+    """No refute worktree is leased; the free slots the pool keeps are registered worktrees."""
+    root = home()
+    for lease_file in (root / "cache" / "worktrees").glob("*/leases/*.json"):
+        fd = os.open(lease_file, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pytest.fail(f"lease {lease_file} is still held")
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        info = json.loads(lease_file.read_text(encoding="utf-8") or "{}")
+        assert info.get("state") == "free", (lease_file, info)
+    assert git(repo, "for-each-ref", "refs/refute/") == ""
+    listed = git(repo, "worktree", "list", "--porcelain")
+    others = [
+        Path(line.split(" ", 1)[1])
+        for line in listed.splitlines()
+        if line.startswith("worktree ") and Path(line.split(" ", 1)[1]) != repo.resolve()
+    ]
+    assert all(p.resolve().is_relative_to(root.resolve()) for p in others), others
+    # Free slots are cleaned when next acquired, not on release (docs/isolation.md, "The
+    # warm pool"); test_pool.py checks that a dirtied slot comes back pristine.
+    for slot in refute_worktrees(repo, root):
+        assert (Path(slot) / ".git").is_file(), slot

@@ -7,59 +7,44 @@ worktree stays leased (free pool slots are kept by design and must be clean).
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 import stat
 import sys
 from pathlib import Path
 
 import pytest
 
-from gitutil import fingerprint, git, make_repo, refute_worktrees
+from gitutil import (
+    FILES,
+    fingerprint,
+    git,
+    make_repo,
+)
+from gitutil import (
+    assert_pool_idle as _assert_pool_idle,
+)
+from gitutil import (
+    check_file_hyp as _check_file_hyp,
+)
+from gitutil import (
+    failures as _failures,
+)
+from gitutil import (
+    home as _home,
+)
+from gitutil import (
+    isolation_config as _config,
+)
 from refute.errors import GitError
 from refute.git import run_git
-from refute.model import FalsificationConfig, Hypothesis, TestResult
+from refute.model import Hypothesis, TestResult
 from refute.runner import IsolatedRun, IsolationOptions, run_isolated
 
 PY = sys.executable
-FILES = {"README.md": "hello\n", "src/app.py": "print('app')\n", ".gitignore": "*.log\n"}
 
 # Prints the test's working directory; fails unless `name` exists there with `content`.
-CHECK_FILE = r"""
-import os, sys
-name, content = sys.argv[1], sys.argv[2]
-print(os.getcwd())
-with open(name, encoding="utf-8") as f:
-    sys.exit(0 if f.read() == content else 3)
-"""
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _home() -> Path:
-    return Path(os.environ["REFUTE_HOME"])
-
-
-def _config(concurrency: int = 4) -> FalsificationConfig:
-    return FalsificationConfig(
-        max_concurrent_tests=concurrency, test_timeout=60.0, kill_grace_period=0.5
-    )
-
-
-def _check_file_hyp(hid: str, name: str, content: str) -> Hypothesis:
-    return Hypothesis(
-        id=hid, description=f"checks {name}", test=[PY, "-c", CHECK_FILE, name, content]
-    )
-
-
-def _failures(run: IsolatedRun) -> list[tuple[str, str, str, str]]:
-    return [
-        (r.hypothesis_id, r.result.value, r.error_message, r.stderr[-500:])
-        for r in run.results
-        if r.result is not TestResult.PASS
-    ]
 
 
 def _assert_ran_in_worktrees(run: IsolatedRun, repo: Path) -> None:
@@ -70,27 +55,6 @@ def _assert_ran_in_worktrees(run: IsolatedRun, repo: Path) -> None:
         assert where.is_relative_to(home), where
         assert not where.is_relative_to(repo.resolve()), where
         assert Path(result.stdout.strip()).resolve() == where, result.stdout
-
-
-def _assert_pool_idle(repo: Path) -> None:
-    """No refute worktree is leased; the free slots the pool keeps are clean."""
-    home = _home()
-    for slot in refute_worktrees(repo, home):
-        status = git(Path(slot), "status", "--porcelain", "--ignored", "--untracked-files=all")
-        assert status == "", f"free pool slot {slot} is not clean:\n{status}"
-    for lease_file in (home / "cache" / "worktrees").glob("*/leases/*.json"):
-        fd = os.open(lease_file, os.O_RDWR | os.O_CLOEXEC)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pytest.fail(f"lease {lease_file} is still held")
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-        info = json.loads(lease_file.read_text(encoding="utf-8") or "{}")
-        assert info.get("state") == "free", (lease_file, info)
-    assert git(repo, "for-each-ref", "refs/refute/") == ""
 
 
 def _make_dirty(repo: Path) -> None:

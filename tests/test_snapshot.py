@@ -6,17 +6,20 @@ for another git process) throughout: refute must neither need it nor remove it.
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from gitutil import fingerprint, git, make_repo, refute_worktrees
-from refute.model import FalsificationConfig, Hypothesis, TestResult
-from refute.runner import IsolatedRun, IsolationOptions, run_isolated
+from gitutil import (
+    assert_pool_idle as _assert_pool_idle,
+)
+from gitutil import (
+    failures as _failures,
+)
+from gitutil import fingerprint, git, make_repo
+from refute.model import FalsificationConfig, Hypothesis
+from refute.runner import IsolationOptions, run_isolated
 from refute.snapshot import SNAPSHOT_REF_PREFIX, delete_snapshot, snapshot_uncommitted
 from refute.worktrees import Repository, resolve_base
 
@@ -51,30 +54,6 @@ CHECKS = {
         " && ! test -e gone.txt && test -f added.txt && ! test -e debug.log"
     ),
 }
-
-
-def _home() -> Path:
-    return Path(os.environ["REFUTE_HOME"])
-
-
-def _assert_pool_idle(repo: Path) -> None:
-    """No refute worktree is leased; the free slots the pool keeps are clean."""
-    home = _home()
-    for lease_file in (home / "cache" / "worktrees").glob("*/leases/*.json"):
-        fd = os.open(lease_file, os.O_RDWR | os.O_CLOEXEC)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pytest.fail(f"lease {lease_file} is still held")
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-        info = json.loads(lease_file.read_text(encoding="utf-8") or "{}")
-        assert info.get("state") == "free", (lease_file, info)
-    for slot in refute_worktrees(repo, home):
-        status = git(Path(slot), "status", "--porcelain", "--ignored", "--untracked-files=all")
-        assert status == "", f"free pool slot {slot} is not clean:\n{status}"
 
 
 def _make_every_kind_of_change(repo: Path) -> None:
@@ -115,14 +94,6 @@ def _make_every_kind_of_change(repo: Path) -> None:
         "!! debug.log",
     ):
         assert expected in status.splitlines(), (expected, status)
-
-
-def _failures(run: IsolatedRun) -> list[tuple[str, str, str, str]]:
-    return [
-        (r.hypothesis_id, r.result.value, r.error_message, r.stderr[-500:])
-        for r in run.results
-        if r.result is not TestResult.PASS
-    ]
 
 
 @pytest.mark.asyncio

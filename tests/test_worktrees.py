@@ -9,9 +9,6 @@ must be clean).
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
-import os
 import subprocess
 import sys
 import time
@@ -19,10 +16,29 @@ from pathlib import Path
 
 import pytest
 
-from gitutil import fingerprint, git, make_repo, refute_worktrees
+from gitutil import (
+    FILES,
+    fingerprint,
+    git,
+    make_repo,
+)
+from gitutil import (
+    assert_pool_idle as _assert_pool_idle,
+)
+from gitutil import (
+    check_file_hyp as _check_file_hyp,
+)
+from gitutil import (
+    failures as _failures,
+)
+from gitutil import (
+    home as _home,
+)
+from gitutil import (
+    isolation_config as _config,
+)
 from refute.errors import ConfigError, InvalidIdError, RepositoryError
 from refute.model import (
-    FalsificationConfig,
     Hypothesis,
     HypothesisStatus,
     TestResult,
@@ -30,76 +46,15 @@ from refute.model import (
 )
 from refute.paths import check_id
 from refute.pool import WorktreePool
-from refute.runner import IsolatedRun, IsolationOptions, run_isolated
+from refute.runner import IsolationOptions, run_isolated
 from refute.worktrees import Repository, resolve_base, verify_worktree
 
 PY = sys.executable
-FILES = {"README.md": "hello\n", "src/app.py": "print('app')\n", ".gitignore": "*.log\n"}
 
 # Prints its working directory; fails unless `name` exists there with `content`.
-CHECK_FILE = r"""
-import os, sys
-name, content = sys.argv[1], sys.argv[2]
-print(os.getcwd())
-with open(name, encoding="utf-8") as f:
-    sys.exit(0 if f.read() == content else 3)
-"""
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _home() -> Path:
-    return Path(os.environ["REFUTE_HOME"])
-
-
-def _config(concurrency: int = 4) -> FalsificationConfig:
-    return FalsificationConfig(
-        max_concurrent_tests=concurrency, test_timeout=60.0, kill_grace_period=0.5
-    )
-
-
-def _check_file_hyp(hid: str, name: str, content: str, **kwargs) -> Hypothesis:
-    return Hypothesis(
-        id=hid, description=f"checks {name}", test=[PY, "-c", CHECK_FILE, name, content], **kwargs
-    )
-
-
-def _failures(run: IsolatedRun) -> list[tuple[str, str, str, str]]:
-    return [
-        (r.hypothesis_id, r.result.value, r.error_message, r.stderr[-500:])
-        for r in run.results
-        if r.result is not TestResult.PASS
-    ]
-
-
-def _assert_pool_idle(repo: Path) -> None:
-    """No refute worktree is leased; the free slots the pool keeps are registered worktrees."""
-    home = _home()
-    for lease_file in (home / "cache" / "worktrees").glob("*/leases/*.json"):
-        fd = os.open(lease_file, os.O_RDWR | os.O_CLOEXEC)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pytest.fail(f"lease {lease_file} is still held")
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-        info = json.loads(lease_file.read_text(encoding="utf-8") or "{}")
-        assert info.get("state") == "free", (lease_file, info)
-    assert git(repo, "for-each-ref", "refs/refute/") == ""
-    listed = git(repo, "worktree", "list", "--porcelain")
-    others = [
-        Path(line.split(" ", 1)[1])
-        for line in listed.splitlines()
-        if line.startswith("worktree ") and Path(line.split(" ", 1)[1]) != repo.resolve()
-    ]
-    assert all(p.resolve().is_relative_to(home.resolve()) for p in others), others
-    # Free slots are cleaned when next acquired, not on release (docs/isolation.md, "The
-    # warm pool"); test_pool.py checks that a dirtied slot comes back pristine.
-    for slot in refute_worktrees(repo, home):
-        assert (Path(slot) / ".git").is_file(), slot
 
 
 def _assert_nothing_created(repo: Path) -> None:
