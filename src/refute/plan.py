@@ -4,24 +4,20 @@ A plan (version 1, `docs/plan.md`) names the bug, the base commit, defaults, an 
 setup and control, and the hypotheses. `load_plan` turns a file into a `Plan` or raises
 `PlanError` with a one-line message (`plan.yaml:12: hypotheses[2].timeout: must be a
 number > 0`); nothing else escapes it for bad input. `rank` orders the hypotheses for a
-session; `to_hypotheses` turns them into the seed's `Hypothesis` objects.
+session; `to_hypotheses` turns them into the seed's `Hypothesis` objects. Reading and YAML
+parsing live in `_plan_loader`, the field types in `_plan_fields`, messages in `_plan_errors`.
 """
 
 from __future__ import annotations
 
-import difflib
 import heapq
-import math
 import os
-import re
 import shlex
-import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, TypeAlias
+from typing import Annotated, Any, Literal, Self
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -31,165 +27,67 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
 
-from refute.errors import ConfigError, InvalidIdError, PlanError, one_line
+from refute._plan_errors import Loc, Models, _expect, _fail, _plan_error, _show
+from refute._plan_fields import (
+    RESERVED_IDS,
+    Command,
+    Count,
+    Env,
+    Estimate,
+    Outcome,
+    Seconds,
+    Share,
+    Text,
+    Weight,
+    _commit_ish,
+    _exit_code_keys,
+    _hypothesis_id,
+    _no_nul,
+    _relative_path,
+    _version,
+)
+from refute._plan_loader import MAX_NESTING, MAX_PLAN_BYTES, _parse_yaml, _read_text
+from refute.errors import ConfigError
 from refute.model import FalsificationConfig, Hypothesis, TestResult
-from refute.paths import check_id
 
-try:
-    from yaml import CSafeLoader as _SafeLoaderBase
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeLoader as _SafeLoaderBase  # type: ignore[assignment]
+# The plan's API, including the names re-exported from the private modules.
+__all__ = [
+    "MAX_NESTING",
+    "MAX_PLAN_BYTES",
+    "PLAN_SCHEMA_URI",
+    "RESERVED_IDS",
+    "Command",
+    "ControlSpec",
+    "Count",
+    "Defaults",
+    "Env",
+    "Estimate",
+    "HypothesisSpec",
+    "Loc",
+    "Outcome",
+    "Plan",
+    "RankedHypothesis",
+    "Ranking",
+    "RunOrder",
+    "Seconds",
+    "Share",
+    "Text",
+    "Weight",
+    "load_plan",
+    "parse_plan",
+    "plan_json_schema",
+    "rank",
+    "score",
+    "to_config",
+    "to_control",
+    "to_hypotheses",
+]
 
-#: Plans larger than this are refused before a single byte is parsed.
-MAX_PLAN_BYTES = 1024 * 1024
-#: Deepest nesting of mappings and lists a plan may use (a real plan needs 4).
-MAX_NESTING = 32
-#: Ids a hypothesis may not take: "control" names the control run in sessions and reports.
-RESERVED_IDS = frozenset({"control"})
 PLAN_SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
-
-Loc: TypeAlias = tuple[Any, ...]
-
-
-# -- error messages --------------------------------------------------------------------------
-
-
-def _fail(message: str, *loc: str | int) -> PydanticCustomError:
-    """A validation error with a finished human message; `loc` extends the error's path.
-
-    The message travels in the context (not the template) so that braces in user values
-    are never read as placeholders.
-    """
-    return PydanticCustomError("refute", "{message}", {"message": message, "loc": loc})
-
-
-def _show(value: object) -> str:
-    """A short, one-line rendering of a value from the plan, in YAML's words."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    text = repr(value) if isinstance(value, str) else str(value)
-    return one_line(text if len(text) <= 40 else text[:37] + "...")
-
-
-def _expect(message: str) -> WrapValidator:
-    """Replace every error of the wrapped type with one message (unions raise several)."""
-
-    def validate(value: object, handler: ValidatorFunctionWrapHandler) -> object:
-        try:
-            return handler(value)
-        except ValidationError:
-            raise _fail(f"{message}, got {_show(value)}") from None
-
-    return WrapValidator(validate)
-
-
-# -- value types -----------------------------------------------------------------------------
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise _fail("must not be blank")
-    return value
-
-
-def _no_nul(value: str) -> str:
-    if "\0" in value:
-        raise _fail("must not contain a NUL character")
-    return value
-
-
-def _command(value: list[str] | str) -> list[str] | str:
-    parts = value if isinstance(value, list) else [value]
-    if any("\0" in part for part in parts):
-        raise _fail("must not contain a NUL character")
-    if not parts[0].strip():
-        raise _fail("must not be empty" if isinstance(value, str) else "argv[0] must not be empty")
-    return value
-
-
-def _env(value: dict[str, str]) -> dict[str, str]:
-    for key, item in value.items():
-        if not key or "=" in key or "\0" in key:
-            raise _fail(f"{_show(key)} is not a valid variable name")
-        if "\0" in item:
-            raise _fail("must not contain a NUL character", key)
-    return value
-
-
-def _relative_path(value: str) -> str:
-    parts = value.split("/")
-    if value.startswith("/") or not value or any(p in {"", ".", ".."} for p in parts):
-        raise _fail(f"must be a relative path inside the worktree (like .venv), got {_show(value)}")
-    return _no_nul(value)
-
-
-def _commit_ish(value: str) -> str:
-    if value.startswith("-") or not value.isprintable():
-        raise _fail(f"must be a commit-ish such as HEAD or a sha, got {_show(value)}")
-    return value
-
-
-def _hypothesis_id(value: str) -> str:
-    if len(value) > 64:
-        raise _fail(f"must be at most 64 characters, got {len(value)}")
-    try:
-        check_id(value)
-    except InvalidIdError as exc:
-        raise _fail(exc.message) from None
-    if value in RESERVED_IDS:
-        raise _fail(f"{value!r} is reserved (it names the control run)")
-    return value
-
-
-def _exit_code_keys(value: object) -> object:
-    """JSON object keys are strings: read "139" as the exit code 139 (YAML gives ints)."""
-    if not isinstance(value, dict):
-        return value
-    codes: dict[object, object] = {}
-    for key, outcome in value.items():
-        code = int(key) if isinstance(key, str) and re.fullmatch(r"-?[0-9]{1,9}", key) else key
-        if code in codes:
-            raise _fail(f"exit code {code} is listed twice")
-        if type(code) is int and not -64 <= code <= 255:
-            raise _fail(f"exit code {code} cannot happen (0 to 255, or -1 to -64 for a signal)")
-        codes[code] = outcome
-    return codes
-
-
-def _version(value: object) -> object:
-    if type(value) is not int:  # Literal[1] alone would take True and 1.0 (both == 1)
-        raise _fail(f"must be 1, got {_show(value)}")
-    return value
-
-
-Text = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False), _expect("must be a number > 0")]
-Estimate = Annotated[float, Field(ge=0, allow_inf_nan=False), _expect("must be a number >= 0")]
-Share = Annotated[
-    float, Field(ge=0, le=1, allow_inf_nan=False), _expect("must be a number between 0 and 1")
-]
-Weight = Annotated[float, Field(ge=0, allow_inf_nan=False), _expect("must be a number >= 0")]
-Count = Annotated[int, Field(ge=1), _expect("must be an integer >= 1")]
-Command = Annotated[
-    Annotated[list[str], Field(min_length=1)] | Annotated[str, Field(min_length=1)],
-    _expect("must be a non-empty string or a list of strings"),
-    AfterValidator(_command),
-]
-Env = Annotated[dict[str, str], AfterValidator(_env)]
-Outcome = Literal["pass", "fail", "skip", "error"]
 
 
 class _Strict(BaseModel):
@@ -592,196 +490,14 @@ def plan_json_schema() -> dict[str, Any]:
 
 # -- loading ---------------------------------------------------------------------------------
 
-_CORE = "tag:yaml.org,2002:"
-_SCALAR_TAGS = frozenset(
-    _CORE + name for name in ("str", "int", "float", "bool", "null", "timestamp")
-)
-
-
-class _PlanLoader(_SafeLoaderBase):
-    """The safe loader, plus JSON's exponent floats (`1e3`, which YAML 1.1 reads as a
-    string). `_compose` drives it event by event, so anchors, aliases, duplicate keys and
-    tags outside the core schema are refused before anything is built from them."""
-
-
-_PlanLoader.add_implicit_resolver(
-    _CORE + "float",
-    re.compile(r"^[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-@dataclass
-class _Lines:
-    """1-based line numbers of values (and of mapping keys) by their path in the plan."""
-
-    values: dict[Loc, int]
-    keys: dict[Loc, int]
-
-    def find(self, loc: Loc, *, key: bool = False) -> int | None:
-        if key and loc in self.keys:
-            return self.keys[loc]
-        for end in range(len(loc), -1, -1):
-            if loc[:end] in self.values:
-                return self.values[loc[:end]]
-        return None
-
-
-class _Container:
-    __slots__ = ("data", "key", "loc")
-
-    def __init__(self, data: dict[Any, Any] | list[Any], loc: Loc) -> None:
-        self.data = data
-        self.loc = loc
-        self.key: Any = _NO_KEY
-
-
-_NO_KEY = object()
-
-
-def _compose(loader: _PlanLoader, name: str) -> tuple[object, _Lines]:
-    """Build plain data from the loader's events, recording where each value is."""
-    lines = _Lines({}, {})
-
-    def refuse(message: str, line: int, loc: Loc = ()) -> PlanError:
-        return PlanError(name, _format_loc(loc), message, line)
-
-    loader.get_event()  # StreamStartEvent
-    if loader.check_event(yaml.StreamEndEvent):
-        return None, lines
-    loader.get_event()  # DocumentStartEvent
-    stack: list[_Container] = []
-    root: object = None
-    while True:
-        event = loader.get_event()
-        if event is None:  # pragma: no cover - the parser raises before running out
-            raise refuse("unexpected end of the YAML text", 1)
-        line = event.start_mark.line + 1 if event.start_mark else 1
-        top = stack[-1] if stack else None
-        if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-            stack.pop()
-            if not stack:
-                break
-            continue
-        if top is None:
-            loc: Loc = ()
-        elif isinstance(top.data, list):
-            loc = (*top.loc, len(top.data))
-        else:
-            loc = top.loc if top.key is _NO_KEY else (*top.loc, top.key)
-        if isinstance(event, yaml.AliasEvent):
-            raise refuse("YAML aliases (*name) are not allowed", line, loc)
-        if getattr(event, "anchor", None) is not None:
-            raise refuse("YAML anchors (&name) are not allowed", line, loc)
-        value: object
-        if isinstance(event, yaml.ScalarEvent):
-            value = _scalar(loader, event, refuse, line, loc)
-        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
-            kind = "seq" if isinstance(event, yaml.SequenceStartEvent) else "map"
-            tag = event.tag
-            if tag not in {None, "!", _CORE + kind}:
-                raise refuse(f"YAML tag {_short_tag(tag)} is not allowed", line, loc)
-            if isinstance(top, _Container) and isinstance(top.data, dict) and top.key is _NO_KEY:
-                raise refuse("a mapping key must be a plain value", line, loc)
-            if len(stack) >= MAX_NESTING:
-                raise refuse(f"nested more than {MAX_NESTING} levels deep", line, loc)
-            value = {} if kind == "map" else []
-        else:  # pragma: no cover - the parser emits no other event inside a document
-            raise refuse(f"unexpected YAML event {type(event).__name__}", line, loc)
-        # Place the value: as the root, a list item, a mapping key, or a mapping value.
-        if top is None:
-            root, here = value, ()
-        elif isinstance(top.data, list):
-            here = (*top.loc, len(top.data))
-            top.data.append(value)
-        elif top.key is _NO_KEY:
-            here = (*top.loc, value)
-            if value in top.data:
-                raise refuse(f"duplicate key {_show(value)}", line, here)
-            top.key = value
-            lines.keys[here] = line
-            continue
-        else:
-            here = (*top.loc, top.key)
-            top.data[top.key] = value
-            top.key = _NO_KEY
-        lines.values[here] = line
-        if isinstance(value, dict | list):
-            stack.append(_Container(value, here))
-        elif not stack:
-            break
-    loader.get_event()  # DocumentEndEvent
-    if not loader.check_event(yaml.StreamEndEvent):
-        event = loader.peek_event()
-        mark = event.start_mark if event else None
-        second = mark.line + 1 if mark else None
-        raise PlanError(name, "", "a plan is one YAML document (found a second one)", second)
-    return root, lines
-
-
-def _scalar(
-    loader: _PlanLoader,
-    event: yaml.ScalarEvent,
-    refuse: Callable[[str, int, Loc], PlanError],
-    line: int,
-    loc: Loc,
-) -> object:
-    tag = event.tag
-    if tag is None or tag == "!":
-        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
-    if tag == _CORE + "merge":
-        raise refuse("YAML merge keys (<<) are not allowed", line, loc)
-    if tag not in _SCALAR_TAGS:
-        raise refuse(f"YAML tag {_short_tag(tag)} is not allowed", line, loc)
-    node = yaml.ScalarNode(tag, event.value, None, None, event.style)
-    try:
-        return loader.construct_object(node)
-    except Exception:  # the constructors raise ValueError, AttributeError, ...: all bad input
-        raise refuse(f"cannot read {_show(event.value)} as {_short_tag(tag)}", line, loc) from None
-
-
-def _short_tag(tag: str | None) -> str:
-    tag = tag or "?"
-    return one_line("!!" + tag.removeprefix(_CORE) if tag.startswith(_CORE) else tag)
-
-
-def _read(path: Path, name: str) -> bytes:
-    """The file's bytes; refuses directories, FIFOs and devices, and anything > 1 MiB
-    before reading it (O_NONBLOCK: opening a FIFO must not wait for a writer)."""
-
-    def too_large(size: object) -> PlanError:
-        limit = f"a plan may have at most {MAX_PLAN_BYTES} bytes (1 MiB)"
-        return PlanError(name, "", f"is too large ({size} bytes; {limit})")
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise PlanError(name, "", "file not found") from None
-    except PermissionError:
-        raise PlanError(name, "", "permission denied") from None
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise PlanError(name, "", f"cannot open: {getattr(exc, 'strerror', None) or exc}") from None
-    data = bytearray()
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise PlanError(name, "", "is a directory, not a plan file")
-        if not stat.S_ISREG(info.st_mode):
-            raise PlanError(name, "", "is not a regular file")
-        if info.st_size > MAX_PLAN_BYTES:
-            raise too_large(info.st_size)
-        while len(data) <= MAX_PLAN_BYTES:
-            chunk = os.read(fd, MAX_PLAN_BYTES + 1 - len(data))
-            if not chunk:
-                break
-            data += chunk
-    except OSError as exc:
-        raise PlanError(name, "", f"cannot read: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_PLAN_BYTES:  # it grew after fstat
-        raise too_large(f"more than {MAX_PLAN_BYTES}")
-    return bytes(data)
+#: The models by where they sit in a plan, for "did you mean" hints on unknown fields.
+_MODELS: Models = {
+    (): Plan,
+    ("defaults",): Defaults,
+    ("control",): ControlSpec,
+    ("ranking",): Ranking,
+    ("hypotheses", "#"): HypothesisSpec,
+}
 
 
 def load_plan(path: Path | str) -> Plan:
@@ -791,13 +507,7 @@ def load_plan(path: Path | str) -> Plan:
     file. Error messages name the file as given.
     """
     name = os.fspath(path)
-    data = _read(Path(path), name)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        bad = data[exc.start]
-        raise PlanError(name, "", f"is not UTF-8 text (byte 0x{bad:02x})", line) from None
+    text = _read_text(Path(path), name)
     source = Path(path).resolve()
     return parse_plan(text, name=name, base_dir=source.parent, source=source)
 
@@ -809,115 +519,8 @@ def parse_plan(
 
     `name` is what error messages call the plan.
     """
-    loader = _PlanLoader(text)
-    try:
-        data, lines = _compose(loader, name)
-    except PlanError:
-        raise
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        problem = exc.problem or exc.context or "malformed"
-        raise PlanError(name, "", f"invalid YAML: {problem}", line) from None
-    except yaml.YAMLError as exc:
-        raise PlanError(name, "", f"invalid YAML: {exc}") from None
-    finally:
-        loader.dispose()
-    if data is None:
-        raise PlanError(name, "", "the plan is empty")
-    if not isinstance(data, dict):
-        raise PlanError(
-            name, "", f"the top level must be a mapping (key: value), got {_show(data)}", 1
-        )
+    data, lines = _parse_yaml(text, name)
     try:
         return Plan.model_validate(data, context={"base_dir": base_dir, "source": source})
     except ValidationError as exc:
-        raise _plan_error(name, exc, lines) from None
-
-
-# -- translating pydantic's errors -----------------------------------------------------------
-
-_MODELS: dict[tuple[str, ...], type[BaseModel]] = {
-    (): Plan,
-    ("defaults",): Defaults,
-    ("control",): ControlSpec,
-    ("ranking",): Ranking,
-    ("hypotheses", "#"): HypothesisSpec,
-}
-
-_PLAIN = {
-    "missing": "required",
-    "string_type": "must be a string",
-    "string_too_short": "must not be empty",
-    "int_type": "must be an integer",
-    "float_type": "must be a number",
-    "bool_type": "must be true or false",
-    "list_type": "must be a list",
-    "dict_type": "must be a mapping (key: value)",
-    "model_type": "must be a mapping (key: value)",
-    "model_attributes_type": "must be a mapping (key: value)",
-}
-
-
-def _plan_error(name: str, exc: ValidationError, lines: _Lines) -> PlanError:
-    """The first problem in file order, as a PlanError."""
-    found: list[tuple[float, int, Loc, str, int | None]] = []
-    for error in exc.errors():
-        loc, message, key = _describe(error)
-        line = lines.find(loc, key=key)
-        found.append((line if line is not None else math.inf, len(found), loc, message, line))
-    _, _, loc, message, line = min(found)
-    return PlanError(name, _format_loc(loc), message, line)
-
-
-def _describe(error: ErrorDetails) -> tuple[Loc, str, bool]:
-    """(path, message, whether the key's line is the better one) for one pydantic error."""
-    loc: Loc = tuple(error["loc"])
-    kind, context = error["type"], error.get("ctx") or {}
-    value = error.get("input")
-    if kind == "refute":
-        return (*loc, *context.get("loc", ())), str(context["message"]), False
-    if kind == "extra_forbidden":
-        return loc, _unknown_field(loc), True
-    if loc and loc[-1] == "[key]":
-        loc = loc[:-1]
-        what = "an integer (an exit code)" if kind == "int_type" else "a string"
-        return loc[:-1], f"key {_show(value)} must be {what}", True
-    if kind == "literal_error":
-        options = str(context.get("expected", "")).replace("'", "").replace(" or ", ", ")
-        choice = f"one of: {options}" if "," in options else options
-        return loc, f"must be {choice}, got {_show(value)}", False
-    if kind == "too_short":
-        return loc, "must not be empty", False
-    message = _PLAIN.get(kind)
-    if message is None:
-        message = error["msg"].replace("Input should be", "must be")
-    if kind != "missing":
-        message += f", got {_show(value)}"
-        if kind == "string_type" and isinstance(value, bool):
-            message += " (YAML reads unquoted yes/no/on/off/true/false as booleans; quote it)"
-    return loc, message, False
-
-
-def _unknown_field(loc: Loc) -> str:
-    field = str(loc[-1])
-    shape = tuple("#" if isinstance(part, int) else str(part) for part in loc[:-1])
-    model = _MODELS.get(shape)
-    message = f"unknown field {_show(field)}"
-    if model is not None:
-        close = difflib.get_close_matches(field, list(model.model_fields), n=1)
-        if close:
-            message += f" (did you mean {close[0]!r}?)"
-    return message
-
-
-def _format_loc(loc: Loc) -> str:
-    """`("hypotheses", 2, "timeout")` -> `hypotheses[2].timeout`."""
-    text = ""
-    for part in loc:
-        if isinstance(part, int) and not isinstance(part, bool):
-            text += f"[{part}]"
-        elif isinstance(part, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part):
-            text += f".{part}" if text else part
-        else:
-            text += f"[{_show(part)}]"
-    return text
+        raise _plan_error(name, exc, lines, _MODELS) from None

@@ -1,0 +1,48 @@
+"""Reports: one session document rendered as text, JSON, Markdown, JUnit XML or HTML.
+
+Every renderer reads only the plain *session document* (`refute.session/1`, described
+field by field in docs/report.md and checked by `REPORT_JSON_SCHEMA`), never live
+objects, so a stored session renders exactly like a fresh one. Renderers return strings;
+printing is the front end's job. Text taken from a document (test output above all) is
+untrusted: every format escapes it for its own syntax, and all but JSON drop terminal
+escape sequences and the control characters XML 1.0 forbids.
+
+This module only re-exports: the schema and the document's vocabulary live in `_schema`,
+reading a document in `_common`, each format in its own module, `render` in `_render`.
+"""
+
+from refute.reports._common import MESSAGE_LIMIT, TAIL_LINES, UNRELIABLE_NOTE, clean_text
+from refute.reports._html import render_html
+from refute.reports._junit import JUNIT_STREAM_LIMIT, render_junit
+from refute.reports._markdown import render_markdown
+from refute.reports._render import FORMATS, render, render_json
+from refute.reports._schema import (
+    ACTIONS,
+    COUNT_KEYS,
+    OUTCOMES,
+    REPORT_JSON_SCHEMA,
+    SCHEMA_VERSION,
+    VERDICTS,
+)
+from refute.reports._text import render_text
+
+__all__ = [
+    "ACTIONS",
+    "COUNT_KEYS",
+    "FORMATS",
+    "JUNIT_STREAM_LIMIT",
+    "MESSAGE_LIMIT",
+    "OUTCOMES",
+    "REPORT_JSON_SCHEMA",
+    "SCHEMA_VERSION",
+    "TAIL_LINES",
+    "UNRELIABLE_NOTE",
+    "VERDICTS",
+    "clean_text",
+    "render",
+    "render_html",
+    "render_json",
+    "render_junit",
+    "render_markdown",
+    "render_text",
+]

@@ -1,0 +1,235 @@
+"""The HTML format: one self-contained page (inline CSS, no script) with a run timeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+from collections.abc import Sequence
+from typing import Any, Final
+
+from refute.reports._common import (
+    UNRELIABLE_NOTE,
+    _bug,
+    _control_runs,
+    _control_text,
+    _is_unreliable,
+    _recommendation,
+    _Row,
+    _rows,
+    _Run,
+    _seconds,
+    _session_line,
+    _share,
+    _tail,
+    _timing_text,
+    clean_text,
+)
+from refute.reports._schema import COUNT_KEYS
+
+_CSS: Final = """
+body{margin:2rem auto;max-width:75rem;padding:0 1rem;font-family:system-ui,sans-serif;
+color:#1f2328;background:#fff;line-height:1.45}
+h1{font-size:1.5rem;margin:0 0 .25rem}h2{font-size:1.2rem;margin-top:1.75rem}
+.meta{color:#59636e;font-size:.9rem}
+.banner{border:2px solid #c62828;background:#fdecea;padding:.6rem .9rem;border-radius:6px;
+font-weight:600}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}
+th,td{border-bottom:1px solid #d1d9e0;padding:.35rem .5rem;text-align:left;vertical-align:top}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.verdict{display:inline-block;padding:0 .45rem;border-radius:999px;font-weight:600;
+font-size:.85rem;color:#fff}
+.v-supported{background:#c62828}.v-falsified{background:#2e7d32}
+.v-inconclusive{background:#9a6700}.v-flaky{background:#6a1b9a}
+.v-pending,.v-testing{background:#6e7781}
+.unreliable{color:#c62828;font-weight:600;font-size:.85rem}
+.lane{display:flex;align-items:center;margin:.25rem 0}
+.lane-label{flex:0 0 6rem;font-size:.85rem;color:#59636e}
+.track{position:relative;flex:1;height:1.6rem;background:#f6f8fa;border:1px solid #d1d9e0;
+border-radius:4px}
+.run{position:absolute;top:2px;bottom:2px;min-width:3px;box-sizing:border-box;
+border-radius:3px;padding:0 .25rem;font-size:.75rem;line-height:1.35rem;color:#fff;
+white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.axis{position:relative;height:1.2rem;margin-left:6rem;font-size:.75rem;color:#59636e}
+.tick{position:absolute;white-space:nowrap}
+.o-pass{background:#2e7d32}.o-fail{background:#c62828}.o-timeout{background:#ef6c00}
+.o-error{background:#6a1b9a}.o-skip{background:#8c959f}
+.o-not_run{background:#d0d7de;color:#1f2328}
+.legend{font-size:.8rem}.legend span{margin-right:.9rem}
+.swatch{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;
+vertical-align:middle;margin-right:.25rem}
+pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;white-space:pre-wrap;
+word-break:break-word;font-size:.8rem}
+"""
+
+
+def _h(value: object) -> str:
+    """Text for HTML content or a quoted attribute: cleaned, then escaped."""
+    return html.escape(clean_text(value), quote=True)
+
+
+def _anchor(hid: str) -> str:
+    return "hyp-" + re.sub(r"[^A-Za-z0-9._-]", "-", hid)
+
+
+def _badge(verdict: str) -> str:
+    return f'<span class="verdict v-{verdict}">{_h(verdict)}</span>'
+
+
+def _html_table(rows: Sequence[_Row]) -> list[str]:
+    out = [
+        "<table>",
+        (
+            "<thead><tr><th>#</th><th>Hypothesis</th><th>Description</th><th>Verdict</th>"
+            "<th>Confidence</th><th>Runs</th><th>Time</th><th>Reason</th></tr></thead>"
+        ),
+        "<tbody>",
+    ]
+    for row in rows:
+        verdict = _badge(row.verdict)
+        if row.unreliable:
+            verdict += f' <span class="unreliable">{_h(UNRELIABLE_NOTE)}</span>'
+        out.append(
+            f'<tr><td class="num">{"-" if row.rank is None else row.rank}</td>'
+            f'<td><a href="#{_h(_anchor(row.id))}">{_h(row.id)}</a></td>'
+            f"<td>{_h(row.description)}</td><td>{verdict}</td>"
+            f'<td class="num">{_share(row.confidence)}</td><td>{_h(row.runs_cell)}</td>'
+            f'<td class="num">{_seconds(row.seconds)}</td><td>{_h(row.reason)}</td></tr>'
+        )
+    out += ["</tbody>", "</table>"]
+    return out
+
+
+def _run_id(run: _Run, seen: set[str]) -> str:
+    base = "run-" + re.sub(r"[^A-Za-z0-9._-]", "-", f"{run.owner}-{run.attempt}")
+    candidate, suffix = base, 2
+    while candidate in seen:
+        candidate, suffix = f"{base}-{suffix}", suffix + 1
+    seen.add(candidate)
+    return candidate
+
+
+def _timeline(runs: Sequence[_Run]) -> list[str]:
+    placed = [run for run in runs if run.slot is not None and run.started_at > 0]
+    on_timeline = {id(run) for run in placed}
+    unplaced = [run for run in runs if id(run) not in on_timeline]
+    out = ['<div class="timeline">']
+    if placed:
+        start = min(run.started_at for run in placed)
+        end = max(run.started_at + run.duration for run in placed)
+        span = end - start if end > start else 1.0
+        seen: set[str] = set()
+        for slot in sorted({run.slot for run in placed if run.slot is not None}):
+            out.append(f'<div class="lane" data-slot="{slot}">')
+            out.append(f'<div class="lane-label">slot {slot}</div><div class="track">')
+            for run in sorted((r for r in placed if r.slot == slot), key=lambda r: r.started_at):
+                left = min(max((run.started_at - start) / span * 100, 0.0), 100.0)
+                width = min(run.duration / span * 100, 100.0 - left)
+                when = dt.datetime.fromtimestamp(run.started_at, dt.UTC).isoformat(
+                    timespec="milliseconds"
+                )
+                title = (
+                    f"{run.label}: {run.summary()}\n"
+                    f"started +{run.started_at - start:.2f}s ({when}), slot {slot}"
+                )
+                out.append(
+                    f'<div class="run o-{run.outcome}" id="{_run_id(run, seen)}" '
+                    f'data-run="{_h(run.label)}" style="left:{left:.3f}%;width:{width:.3f}%" '
+                    f'title="{_h(title)}">{_h(run.label)}</div>'
+                )
+            out.append("</div></div>")
+        ticks = "".join(
+            f'<span class="tick" style="left:{share * 100:.0f}%">+{_seconds(span * share)}</span>'
+            for share in (0.0, 0.25, 0.5, 0.75)
+        )
+        ticks += f'<span class="tick" style="right:0">+{_seconds(span)}</span>'
+        out.append(f'<div class="axis">{ticks}</div>')
+    else:
+        out.append("<p>No run has a start time and a concurrency slot.</p>")
+    out.append("</div>")
+    legend = "".join(
+        f'<span><i class="swatch o-{key}"></i>{_h(key.replace("_", " "))}</span>'
+        for key in COUNT_KEYS
+    )
+    out.append(f'<p class="legend">{legend}</p>')
+    if unplaced:
+        out.append("<p>Runs without a slot or a start time (not on the timeline):</p><ul>")
+        out += [f"<li>{_h(run.label)}: {_h(run.summary())}</li>" for run in unplaced]
+        out.append("</ul>")
+    return out
+
+
+def _html_runs(owner: str, anchor: str, title: str, reason: str, runs: Sequence[_Run]) -> list[str]:
+    out = [f'<section id="{_h(anchor)}">', f"<h3>{title}</h3>"]
+    if reason:
+        out.append(f"<p>{_h(reason)}</p>")
+    if runs:
+        out.append(
+            "<table><thead><tr><th>Run</th><th>Outcome</th><th>Exit</th><th>Time</th>"
+            "<th>Slot</th><th>Message</th><th>Logs</th></tr></thead><tbody>"
+        )
+        for run in runs:
+            logs = "<br>".join(f"{_h(name)}: <code>{_h(path)}</code>" for name, path in run.logs())
+            out.append(
+                f'<tr><td>{run.attempt}</td><td><span class="swatch o-{run.outcome}"></span>'
+                f"{_h(run.outcome.replace('_', ' '))}</td><td>{_h(run.data.get('exit_code'))}</td>"
+                f'<td class="num">{_seconds(run.duration)}</td>'
+                f"<td>{'-' if run.slot is None else run.slot}</td>"
+                f"<td>{_h(run.data.get('error_message') or '')}</td><td>{logs}</td></tr>"
+            )
+        out.append("</tbody></table>")
+    for run in runs:
+        for key in ("stderr", "stdout"):
+            text = _tail(run.text(key))
+            if text.strip():
+                out.append(
+                    f"<details><summary>{_h(owner)} run {run.attempt}: last lines of {key}"
+                    f"</summary><pre>{_h(text)}</pre></details>"
+                )
+    out.append("</section>")
+    return out
+
+
+def render_html(doc: dict[str, Any]) -> str:
+    """One self-contained page (inline CSS, no script, no external URL) with a timeline."""
+    rows = _rows(doc)
+    control = _control_runs(doc)
+    action, message, steps = _recommendation(doc)
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>refute: {_h(_bug(doc))}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>refute: {_h(_bug(doc))}</h1>",
+        f'<p class="meta">{_h(_session_line(doc))}</p>',
+    ]
+    if _is_unreliable(doc):
+        out.append(
+            f'<p class="banner">{_h(UNRELIABLE_NOTE)} the bug on the unmodified base: '
+            "no verdict below is evidence. Fix the control test first.</p>"
+        )
+    out.append(f"<p><strong>Control:</strong> {_h(_control_text(doc))}</p>")
+    out.append("<h2>Verdicts</h2>")
+    out += _html_table(rows)
+    out.append(f"<h2>Recommendation: {_h(action)}</h2>")
+    out.append(f"<p>{_h(message)}</p>")
+    if steps:
+        out.append("<ol>" + "".join(f"<li>{_h(step)}</li>" for step in steps) + "</ol>")
+    out.append(f"<p><strong>Timing:</strong> {_h(_timing_text(doc))}</p>")
+    out.append("<h2>Timeline</h2>")
+    out += _timeline(control + [run for row in rows for run in row.runs])
+    out.append("<h2>Runs</h2>")
+    if control:
+        out += _html_runs("control", "control", "control", "", control)
+    for row in rows:
+        title = f"{_h(row.id)} {_badge(row.verdict)}"
+        if row.unreliable:
+            title += f' <span class="unreliable">{_h(UNRELIABLE_NOTE)}</span>'
+        out += _html_runs(row.id, _anchor(row.id), title, row.reason, row.runs)
+    out += ["</body>", "</html>"]
+    return "\n".join(out) + "\n"

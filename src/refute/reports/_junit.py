@@ -1,0 +1,122 @@
+"""The JUnit XML format: one testsuite, one testcase per hypothesis, for CI dashboards."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from typing import Any, Final
+
+from refute.reports._common import (
+    UNRELIABLE_NOTE,
+    _bug,
+    _control_runs,
+    _control_text,
+    _mapping,
+    _one_line,
+    _recommendation,
+    _Row,
+    _rows,
+    _Run,
+    _timing_text,
+    clean_text,
+)
+
+#: Characters of one stream of one run kept in a JUnit system-out/system-err block.
+JUNIT_STREAM_LIMIT: Final = 16_000
+
+
+def _junit_result(row: _Row) -> tuple[str | None, str]:
+    """(element, message) for a hypothesis; element None means the testcase passed."""
+    note = f" [{UNRELIABLE_NOTE}]" if row.unreliable else ""
+    reason = row.reason or row.runs_cell
+    if row.verdict == "falsified":
+        return None, ""
+    if row.verdict in {"supported", "flaky"}:
+        return "failure", f"{row.verdict}: {reason}{note}"
+    if row.verdict == "inconclusive":
+        invalid = row.counts["timeout"] + row.counts["error"]
+        return ("error" if invalid else "skipped"), f"inconclusive: {reason}{note}"
+    return "skipped", f"{row.verdict}: {reason or 'not run yet'}{note}"
+
+
+def _bounded(text: str, limit: int = JUNIT_STREAM_LIMIT) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return (
+        f"{text[:half]}\n[... refute: {len(text) - limit} characters left out ...]\n{text[-half:]}"
+    )
+
+
+def _streams(runs: Sequence[_Run], key: str) -> str:
+    blocks = []
+    for run in runs:
+        text = run.text(key)
+        if text:
+            blocks.append(f"--- {run.label}: {run.summary()} ---\n{_bounded(text).rstrip()}\n")
+    return "".join(blocks)
+
+
+def _add_streams(parent: ET.Element, runs: Sequence[_Run]) -> None:
+    for tag, key in (("system-out", "stdout"), ("system-err", "stderr")):
+        text = _streams(runs, key)
+        if text:
+            ET.SubElement(parent, tag).text = text
+
+
+def render_junit(doc: dict[str, Any]) -> str:
+    """JUnit XML: one testsuite, one testcase per hypothesis (docs/report.md's mapping)."""
+    session = _mapping(doc.get("session"))
+    rows = _rows(doc)
+    results = [_junit_result(row) for row in rows]
+    elements = [element for element, _ in results]
+    failures, errors = elements.count("failure"), elements.count("error")
+    skipped = elements.count("skipped")
+    total_time = sum(row.seconds for row in rows)
+    counts = {
+        "tests": str(len(rows)),
+        "failures": str(failures),
+        "errors": str(errors),
+        "skipped": str(skipped),
+        "time": f"{total_time:.3f}",
+    }
+    root = ET.Element("testsuites", {"name": "refute", **counts})
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {
+            "name": f"refute: {_bug(doc)}",
+            **counts,
+            "timestamp": clean_text(session.get("started_at") or ""),
+        },
+    )
+    properties = ET.SubElement(suite, "properties")
+    action, message, _ = _recommendation(doc)
+    for name, value in (
+        ("session", session.get("id")),
+        ("status", session.get("status")),
+        ("exit_code", session.get("exit_code")),
+        ("control", _control_text(doc)),
+        ("recommendation", f"{action}: {message}"),
+        ("timing", _timing_text(doc)),
+    ):
+        ET.SubElement(properties, "property", {"name": name, "value": _one_line(value)})
+    classname = f"refute.{clean_text(session.get('id') or 'session')}"
+    for row, (element, text) in zip(rows, results, strict=True):
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {"classname": classname, "name": row.id, "time": f"{row.seconds:.3f}"},
+        )
+        if element is not None:
+            child = ET.SubElement(case, element, {"message": _one_line(text), "type": row.verdict})
+            details = [
+                row.description,
+                *(f"run {run.attempt}: {run.summary()}" for run in row.runs),
+            ]
+            child.text = "\n".join(part for part in details if part)
+        _add_streams(case, row.runs)
+    _add_streams(suite, _control_runs(doc))
+    ET.indent(root)
+    # Every value went through clean_text, so the tree holds only characters XML 1.0 allows.
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

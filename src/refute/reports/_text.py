@@ -1,0 +1,114 @@
+"""The text format: a terminal report drawn with rich (plain unless color is asked for)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Final
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from refute.reports._common import (
+    UNRELIABLE_NOTE,
+    _bug,
+    _control_runs,
+    _control_text,
+    _is_unreliable,
+    _recommendation,
+    _rows,
+    _seconds,
+    _session_line,
+    _share,
+    _timing_text,
+)
+
+_VERDICT_STYLE: Final = {
+    "supported": "bold red",
+    "falsified": "green",
+    "inconclusive": "yellow",
+    "flaky": "magenta",
+    "pending": "dim",
+    "testing": "dim",
+}
+
+
+def render_text(doc: dict[str, Any], *, color: bool = False, width: int = 100) -> str:
+    """A terminal report: the verdict table, control, recommendation, timing and logs.
+
+    Plain text unless `color` (then ANSI styles, for a terminal). `width` is in columns.
+    """
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=width,
+        force_terminal=color,
+        color_system="standard" if color else None,
+        no_color=not color,
+        force_jupyter=False,
+        force_interactive=False,
+        legacy_windows=False,
+        markup=False,
+        emoji=False,
+        highlight=False,
+    )
+
+    def say(*parts: str | tuple[str, str], style: str = "") -> None:
+        # Prose is not wrapped at `width` (soft_wrap): ids, commands and log paths stay
+        # whole on one line, to be searched and copied; only the table fits the width.
+        console.print(Text.assemble(*parts, style=style), soft_wrap=True)
+
+    rows = _rows(doc)
+    say(("refute: ", "bold"), (_bug(doc), "bold"))
+    say(_session_line(doc))
+    if _is_unreliable(doc):
+        say(
+            f"!! {UNRELIABLE_NOTE} the bug on the unmodified base:"
+            " no verdict marked (unreliable) is evidence; fix the control first",
+            style="bold red",
+        )
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    longest = max((len(row.id) for row in rows), default=10)
+    table.add_column("Hypothesis", min_width=min(longest, 64), overflow="fold")
+    table.add_column("Verdict", min_width=len("INCONCLUSIVE"))
+    table.add_column("Conf.", justify="right", no_wrap=True, min_width=5)
+    table.add_column("Time", justify="right", no_wrap=True, min_width=len("59.99s"))
+    table.add_column("Runs")
+    for row in rows:
+        verdict = Text(row.verdict.upper(), style=_VERDICT_STYLE[row.verdict])
+        if row.unreliable:  # the banner above the table says why
+            verdict.append(" (unreliable)", style="bold red")
+        table.add_row(
+            "-" if row.rank is None else str(row.rank),
+            Text(row.id),
+            verdict,
+            _share(row.confidence),
+            _seconds(row.seconds),
+            Text(row.runs_cell),
+        )
+    console.print()
+    console.print(table)
+    console.print()
+    say(("Control: ", "bold"), _control_text(doc))
+    action, message, steps = _recommendation(doc)
+    say("Recommendation (", (action, "bold"), f"): {message}")
+    for number, step in enumerate(steps, start=1):
+        say(f"  {number}. {step}")
+    say(("Timing: ", "bold"), _timing_text(doc))
+    console.print()
+    say(("Runs and logs", "bold"))
+    control = _control_runs(doc)
+    groups = [("control", "", control)] if control else []
+    groups += [(row.id, row.reason, row.runs) for row in rows]
+    for owner, reason, runs in groups:
+        say(f"{owner}: {reason}" if reason else f"{owner}:")
+        for run in runs:
+            say(f"  run {run.attempt}: {run.summary()}")
+            for name, path in run.logs():
+                say(f"    {name} log: {path}")
+    text = buffer.getvalue()
+    if color:
+        return text
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
