@@ -23,6 +23,7 @@ import click
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from refute import __version__, reports
 from refute._sync import Interrupted, run_interruptible
@@ -33,6 +34,7 @@ from refute.errors import (
     RefuteError,
     RepositoryError,
     StoreError,
+    UnknownSessionError,
     WorktreeError,
 )
 from refute.executor import RunEvent
@@ -57,6 +59,11 @@ _HELP = __doc__.split("\n\n", 1)[1] if __doc__ else ""
 def _console() -> Console:
     """A console for stdout; when it is not a terminal, wide enough that ids never wrap."""
     return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def _add_plain_row(table: Table, *cells: str) -> None:
+    """A table row whose cells are shown as they are (user text is never rich markup)."""
+    table.add_row(*(Text(cell) for cell in cells))
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -318,7 +325,8 @@ def check(plan: Path, jobs: str | None, max_hypotheses: int | None, repo: Path) 
     loaded = load_plan(plan)
     spec = spec_from_plan(loaded, plan, repo, jobs=_jobs(jobs), max_hypotheses=max_hypotheses)
     console = _console()
-    console.print(f"plan {plan}: valid. bug: {spec.bug}")
+    # Plan text is the user's: never read as rich markup (`[x]` in a bug title is text).
+    console.print(f"plan {plan}: valid. bug: {spec.bug}", markup=False, highlight=False)
     table = Table(title="would run, in this order")
     for column in (
         "rank",
@@ -333,7 +341,8 @@ def check(plan: Path, jobs: str | None, max_hypotheses: int | None, repo: Path) 
     ):
         table.add_column(column)
     for rank, (hyp, fields) in enumerate(zip(spec.hypotheses, spec.specs, strict=True), start=1):
-        table.add_row(
+        _add_plain_row(
+            table,
             str(rank),
             hyp.id,
             f"{fields.get('score', 0):.2f}",
@@ -347,13 +356,18 @@ def check(plan: Path, jobs: str | None, max_hypotheses: int | None, repo: Path) 
     console.print(table)
     dropped = spec.settings.get("dropped") or []
     if dropped:
-        console.print(f"dropped by max_hypotheses: {', '.join(dropped)}")
+        console.print(f"dropped by max_hypotheses: {', '.join(dropped)}", markup=False)
     if spec.control is not None:
-        console.print(f"control: {' '.join(spec.control.argv() or [])} (on the unmodified base)")
+        control = " ".join(spec.control.argv() or [])
+        console.print(f"control: {control} (on the unmodified base)", markup=False, highlight=False)
     decision = spec.parallel_decision or {}
+    verdict = "yes" if decision.get("parallel") else "no"
     console.print(
-        f"parallelize: {'yes' if decision.get('parallel') else 'no'} — {decision.get('reason', '')}"
-        f" at concurrency {spec.config.concurrency()}"
+        f"parallelize (the seed's rule, advisory): {verdict} — {decision.get('reason', '')}."
+        f" `refute run` uses concurrency {spec.config.concurrency()} either way;"
+        " --no-parallel or -j 1 runs one test at a time.",
+        markup=False,
+        highlight=False,
     )
     return 0
 
@@ -396,7 +410,8 @@ def history(all_repos: bool, limit: int, repo: Path) -> int:
     for row in rows:
         counts = row.get("counts") or {}
         verdicts = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-        table.add_row(
+        _add_plain_row(
+            table,
             row["id"],
             str(row.get("started_at") or ""),
             str(row.get("status") or ""),
@@ -507,7 +522,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         raise SystemExit(EXIT_INTERRUPTED) from None
     except click.ClickException as exc:
         _fail(f"{exc.format_message()} (see `refute --help`)", exc.exit_code)
-    except (PlanError, ConfigError, RepositoryError) as exc:
+    except (PlanError, ConfigError, RepositoryError, UnknownSessionError) as exc:
         _fail(str(exc), EXIT_USAGE)
     except (StoreError, GitError, WorktreeError) as exc:
         _fail(str(exc), EXIT_INFRASTRUCTURE)

@@ -79,6 +79,14 @@ class StoreError(RefuteError):
     """
 
 
+class UnknownSessionError(StoreError):
+    """A session id (or prefix) names no stored session, or several.
+
+    Raised by `refute.store.Store.resolve_session_id`; the CLI maps it to exit code 2
+    (bad input), unlike other store errors (4, infrastructure).
+    """
+
+
 def one_line(text: str) -> str:
     """`text` with every character that could break a line (or is invisible) escaped."""
     if text.isprintable():

@@ -39,7 +39,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from refute.errors import StoreError
+from refute.errors import StoreError, UnknownSessionError
 from refute.paths import make_owned_dir, state_dir
 
 #: The `schema` value of a session document this store understands.
@@ -384,7 +384,7 @@ class Store:
         """The full id of the session `prefix_or_id` names: its id, or a prefix of exactly
         one session's id. Raises StoreError when it names none or several."""
         if not isinstance(prefix_or_id, str) or not prefix_or_id:
-            raise StoreError("a session id (or a prefix of one) is required")
+            raise UnknownSessionError("a session id (or a prefix of one) is required")
         with self._read() as conn:
             if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (prefix_or_id,)).fetchone():
                 return prefix_or_id
@@ -394,10 +394,10 @@ class Store:
                 (len(prefix_or_id), prefix_or_id),
             ).fetchall()
         if not rows:
-            raise StoreError(f"no session matches {prefix_or_id!r}")
+            raise UnknownSessionError(f"no session matches {prefix_or_id!r}")
         if len(rows) > 1:
             shown = ", ".join(row[0] for row in rows[:5]) + (", ..." if len(rows) > 5 else "")
-            raise StoreError(f"session prefix {prefix_or_id!r} is ambiguous: {shown}")
+            raise UnknownSessionError(f"session prefix {prefix_or_id!r} is ambiguous: {shown}")
         return str(rows[0][0])
 
     def unfinished(self, session_id: str) -> dict[str, list[int]]:
