@@ -35,7 +35,7 @@ from refute.plan import (
     to_hypotheses,
 )
 
-# The contract's example (docs/_part3_contract.md), plus the hypothesis it depends on.
+# The example plan of docs/plan.md, plus the hypothesis it depends on.
 EXAMPLE = """\
 version: 1                      # required, must be 1
 bug: "Auth service randomly rejects valid sessions"

@@ -1,6 +1,6 @@
 """Verdicts, confidence, repeat statistics and the session recommendation.
 
-Pure functions over plain data (the *session document* of docs/_part3_contract.md and
+Pure functions over plain data (the *session document* of docs/report.md and
 `TestExecutionResult.to_dict()` run dicts): no I/O, no processes, no clock. The session
 runner calls `analyze_session` once the runs are in; `store` and `reports` only ever see
 its output.

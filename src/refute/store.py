@@ -1,7 +1,7 @@
 """The session store: sessions, their hypotheses and every run, in one SQLite database.
 
 The database lives at `state_dir()/refute.sqlite3` (DESIGN.md, "Where refute keeps
-things"). It holds *session documents* (docs/_part3_contract.md, "The session document")
+things"). It holds *session documents* (docs/report.md)
 split in two: the **head** (everything but the runs: session meta, control meta,
 hypothesis specs and analysis, summary) is one JSON text in `sessions.document`; each
 **run** (`TestExecutionResult.to_dict()`) is one row of `runs`, written and committed the
