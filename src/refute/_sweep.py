@@ -21,6 +21,8 @@ import sys
 import psutil
 
 MARKER_VARIABLE = "REFUTE_RUN_ID"
+#: Set by the session runner to its state directory; scopes crash recovery (see below).
+SCOPE_VARIABLE = "REFUTE_SCOPE"
 _PROC = "/proc"
 
 
@@ -121,9 +123,22 @@ def token_owner_alive(token: str) -> bool:
     return _start_time(parts[0]) == parts[1].split("-")[0]
 
 
-def find_orphaned_runs() -> list[int]:
-    """Live test processes whose refute (the owner named in their marker) is gone."""
-    prefix = f"\0{MARKER_VARIABLE}=".encode()
+def _variable(environ: bytes, name: str) -> str | None:
+    prefix = f"\0{name}=".encode()
+    start = environ.find(prefix)
+    if start < 0:
+        return None
+    end = environ.find(b"\0", start + 1)
+    return environ[start + len(prefix) : end if end >= 0 else None].decode(errors="replace")
+
+
+def find_orphaned_runs(scope: str) -> list[int]:
+    """Live test processes whose refute (the owner named in their marker) is gone.
+
+    Only processes whose `REFUTE_SCOPE` equals `scope` (the state directory of the refute
+    that started them) count: two refute homes on one machine (two users, two CI jobs, two
+    test sessions) never stop each other's tests.
+    """
     orphans = []
     own = os.getpid()
     for name in os.listdir(_PROC):  # noqa: PTH208
@@ -134,11 +149,9 @@ def find_orphaned_runs() -> list[int]:
                 data = b"\0" + handle.read()
         except OSError:
             continue
-        start = data.find(prefix)
-        if start < 0:
+        value = _variable(data, MARKER_VARIABLE)
+        if value is None or _variable(data, SCOPE_VARIABLE) != scope:
             continue
-        end = data.find(b"\0", start + 1)
-        value = data[start + len(prefix) : end if end >= 0 else None].decode(errors="replace")
         if not token_owner_alive(value) and is_alive(int(name)):
             orphans.append(int(name))
     return orphans

@@ -8,8 +8,9 @@ Run at every start (cheap when there is nothing to do) and on demand with a dry 
   resolving symlinks) that have no lease file, and directories in the slots directory
   that git does not know;
 * snapshot refs under `refs/refute/snapshots/` whose owning refute process is gone;
-* test processes whose refute is gone (found by the run marker in their environment) —
-  machine-wide: an orphan of any dead refute, whatever its repository, is stopped;
+* test processes whose refute is gone (found by the run marker in their environment),
+  among those started with the same state directory (REFUTE_SCOPE), whatever their
+  repository;
 * temporary index directories of snapshots whose refute is gone.
 
 Free pool slots are kept: they are the warm pool.
@@ -54,7 +55,7 @@ async def reconcile(
     """Clean up after dead refute processes; see the module docstring."""
     report = CleanReport(dry_run=dry_run)
     _reconcile_tmp(report, dry_run=dry_run)
-    orphans = find_orphaned_runs()
+    orphans = find_orphaned_runs(str(state_dir()))
     report.processes = orphans
     if orphans and not dry_run:
         await _stop(orphans, grace)

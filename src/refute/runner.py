@@ -23,12 +23,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from refute import calibration
+from refute._sweep import SCOPE_VARIABLE
 from refute.cost import CostModel
 from refute.errors import ConfigError, GitError, WorktreeError
 from refute.executor import AsyncTestExecutor, EventCallback
 from refute.git import local_env_vars
 from refute.model import FalsificationConfig, Hypothesis, TestExecutionResult, TestResult
-from refute.paths import check_id
+from refute.paths import check_id, state_dir
 from refute.pool import DEFAULT_KEEP_PATHS, Lease, WorktreePool
 from refute.process import shielded
 from refute.reconcile import reconcile
@@ -244,7 +245,9 @@ def test_environment() -> dict[str, str]:
     variables, so an exported GIT_DIR cannot point a test's git commands at the user's
     repository instead of its worktree."""
     local = local_env_vars()
-    return {k: v for k, v in os.environ.items() if k not in local}
+    env = {k: v for k, v in os.environ.items() if k not in local}
+    env[SCOPE_VARIABLE] = str(state_dir())  # whose crash recovery may stop these tests
+    return env
 
 
 def _error(hyp: Hypothesis, message: str, worktree: str = "") -> TestExecutionResult:
