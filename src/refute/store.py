@@ -21,6 +21,10 @@ is locked" instead of waiting). The schema carries a version (`PRAGMA user_versi
 `_MIGRATIONS` are applied in order inside one transaction, and a database newer than this
 code is refused with a `StoreError` rather than misread.
 
+The pieces live in private modules: `_store_schema` (the SQL schema, its migrations and
+connection set-up), `_store_documents` (splitting a document into head and runs, and
+joining them again) and `_store_rows` (writing hypothesis and run rows).
+
 Only plain dicts go in and out; this module imports nothing above `model`'s layer.
 """
 
@@ -28,98 +32,54 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from refute._store_documents import (
+    ANALYSIS_KEYS,
+    CONTROL_ID,
+    DOCUMENT_SCHEMA,
+    _dumps,
+    _get,
+    _join,
+    _now_iso,
+    _repeat,
+    _split,
+    _summary_counts,
+)
+from refute._store_rows import _upsert_hypotheses, _upsert_run
+from refute._store_schema import (
+    _MIGRATIONS,
+    BUSY_TIMEOUT,
+    _configure,
+    _migrate,
+    _sqlite_errors,
+)
 from refute.errors import StoreError, UnknownSessionError
 from refute.paths import make_owned_dir, state_dir
 
-#: The `schema` value of a session document this store understands.
-DOCUMENT_SCHEMA = "refute.session/1"
+# The store's API, including the names defined in the private modules.
+__all__ = [
+    "ANALYSIS_KEYS",
+    "BUSY_TIMEOUT",
+    "CONTROL_ID",
+    "DB_FILENAME",
+    "DOCUMENT_SCHEMA",
+    "STATUSES",
+    "Store",
+    "default_path",
+    "schema_version",
+]
+
 #: File name of the database under `state_dir()`.
 DB_FILENAME = "refute.sqlite3"
-#: The hypothesis id under which control runs are stored.
-CONTROL_ID = "control"
 #: The statuses a session can have.
 STATUSES = ("running", "completed", "interrupted", "failed")
-#: Seconds a connection waits for another process' write lock before giving up.
-BUSY_TIMEOUT = 30.0
-
-#: Keys of a hypothesis entry produced by analysis (the rest, minus "runs", is its spec).
-ANALYSIS_KEYS = frozenset(
-    {
-        "verdict",
-        "confidence",
-        "unreliable",
-        "reason",
-        "counts",
-        "runs_total",
-        "runs_valid",
-        "reproduction_rate",
-        "wilson_95",
-    }
-)
-
-_RESULTS = frozenset({"pass", "fail", "timeout", "error", "skip"})
-
-# Schema migrations: _MIGRATIONS[n - 1] takes a database from version n - 1 to n.
-# Never edit a released entry; append a new one.
-_MIGRATIONS: list[tuple[str, ...]] = [
-    (  # version 1: the initial schema
-        """
-        CREATE TABLE sessions (
-            id          TEXT PRIMARY KEY,
-            repo        TEXT NOT NULL,
-            plan_path   TEXT,
-            bug         TEXT NOT NULL,
-            status      TEXT NOT NULL,
-            started_at  TEXT NOT NULL,
-            finished_at TEXT,
-            exit_code   INTEGER,
-            has_control INTEGER NOT NULL DEFAULT 0,
-            document    TEXT NOT NULL
-        )
-        """,
-        "CREATE INDEX sessions_by_started ON sessions (started_at)",
-        "CREATE INDEX sessions_by_repo ON sessions (repo, started_at)",
-        """
-        CREATE TABLE hypotheses (
-            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-            id         TEXT NOT NULL,
-            rank       INTEGER NOT NULL,
-            verdict    TEXT,
-            spec       TEXT NOT NULL,
-            analysis   TEXT,
-            PRIMARY KEY (session_id, id)
-        )
-        """,
-        """
-        CREATE TABLE runs (
-            session_id    TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-            hypothesis_id TEXT NOT NULL,
-            attempt       INTEGER NOT NULL CHECK (attempt >= 1),
-            result        TEXT NOT NULL,
-            exit_code     INTEGER,
-            duration      REAL,
-            started_at    REAL,
-            finished_at   REAL,
-            stdout_log    TEXT,
-            stderr_log    TEXT,
-            not_run       INTEGER NOT NULL DEFAULT 0,
-            data          TEXT NOT NULL,
-            PRIMARY KEY (session_id, hypothesis_id, attempt)
-        )
-        """,
-    ),
-]
 
 
 def schema_version() -> int:
@@ -170,7 +130,8 @@ class Store:
             raise StoreError(f"{path}: cannot open the session database: {exc}") from exc
         try:
             _configure(connection, path)
-            _migrate(connection, path)
+            # This module's `_MIGRATIONS`, read now: the list `schema_version()` counts.
+            _migrate(connection, path, _MIGRATIONS)
         except BaseException:
             connection.close()
             raise
@@ -322,14 +283,7 @@ class Store:
             ).fetchall()
         doc: dict[str, Any] = json.loads(document)
         doc["session"].update(status=status, finished_at=finished_at, exit_code=exit_code)
-        runs: dict[str, list[dict[str, Any]]] = {}
-        for hypothesis_id, data in rows:
-            runs.setdefault(hypothesis_id, []).append(json.loads(data))
-        if doc.get("control") is not None:
-            doc["control"]["runs"] = runs.get(CONTROL_ID, [])
-        for hypothesis in doc["hypotheses"]:
-            hypothesis["runs"] = runs.get(hypothesis["id"], [])
-        return doc
+        return _join(doc, rows)
 
     def latest_session_id(self, repo: str | os.PathLike[str] | None = None) -> str | None:
         """The id of the most recently started session (of `repo`, if given), or None."""
@@ -465,66 +419,9 @@ class Store:
 # -- helpers ------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _sqlite_errors(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path}: {exc}") from exc
-
-
-def _configure(conn: sqlite3.Connection, path: Path) -> None:
-    with _sqlite_errors(path):
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        # Switching a new database to WAL needs a moment of exclusive access; should another
-        # process hold the lock then, retry within the busy timeout.
-        deadline = time.monotonic() + BUSY_TIMEOUT
-        while True:
-            try:
-                conn.execute("PRAGMA journal_mode = WAL").fetchone()
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-        # Every commit reaches the disk: a finished run survives a power cut too.
-        conn.execute("PRAGMA synchronous = FULL")
-
-
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    latest = schema_version()
-    with _sqlite_errors(path):
-        version = _user_version(conn)
-        _check_not_newer(version, latest, path)
-        if version == latest:
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = _user_version(conn)  # another process may have migrated meanwhile
-            _check_not_newer(version, latest, path)
-            for number in range(version + 1, latest + 1):
-                for statement in _MIGRATIONS[number - 1]:
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {latest}")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-
-def _user_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
-def _check_not_newer(version: int, latest: int, path: Path) -> None:
-    if version > latest:
-        raise StoreError(
-            f"{path}: the session database has schema version {version}, but this version"
-            f" of refute only knows versions up to {latest}; upgrade refute, or point"
-            " REFUTE_HOME elsewhere"
-        )
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise StoreError(f"invalid session status {status!r}; one of {', '.join(STATUSES)}")
 
 
 def _session_row(conn: sqlite3.Connection, session_id: str, columns: str) -> tuple[Any, ...]:
@@ -532,193 +429,3 @@ def _session_row(conn: sqlite3.Connection, session_id: str, columns: str) -> tup
     if row is None:
         raise StoreError(f"no session {session_id!r}")
     return tuple(row)
-
-
-def _upsert_hypotheses(
-    conn: sqlite3.Connection, session_id: str, hypotheses: list[dict[str, Any]]
-) -> None:
-    for index, hypothesis in enumerate(hypotheses, start=1):
-        spec = {k: v for k, v in hypothesis.items() if k not in ANALYSIS_KEYS}
-        analysis = {k: v for k, v in hypothesis.items() if k in ANALYSIS_KEYS}
-        rank = hypothesis.get("rank")
-        verdict = hypothesis.get("verdict")
-        conn.execute(
-            "INSERT INTO hypotheses (session_id, id, rank, verdict, spec, analysis)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, id) DO UPDATE SET"
-            " rank = excluded.rank, verdict = excluded.verdict, spec = excluded.spec,"
-            " analysis = excluded.analysis",
-            (
-                session_id,
-                hypothesis["id"],
-                rank if _is_int(rank) else index,
-                verdict if isinstance(verdict, str) else None,
-                _dumps(spec, f"hypothesis {hypothesis['id']!r}"),
-                _dumps(analysis, f"hypothesis {hypothesis['id']!r}") if analysis else None,
-            ),
-        )
-
-
-def _upsert_run(
-    conn: sqlite3.Connection, session_id: str, hypothesis_id: str, run: Mapping[str, Any]
-) -> bool:
-    if not isinstance(run, Mapping):
-        raise StoreError(f"a run must be a dict, got {type(run).__name__}")
-    result = run.get("result")
-    if result not in _RESULTS:
-        raise StoreError(f"run of {hypothesis_id!r} has an invalid result {result!r}")
-    metrics = run.get("metrics") or {}
-    if not isinstance(metrics, Mapping):
-        raise StoreError(f"run of {hypothesis_id!r} has metrics that are not a dict")
-    attempt = metrics.get("attempt", 1)
-    if not _is_int(attempt) or attempt < 1:
-        raise StoreError(f"run of {hypothesis_id!r} has an invalid attempt {attempt!r}")
-    not_run = bool(metrics.get("not_run", False))
-    if not_run:
-        existing = conn.execute(
-            "SELECT not_run FROM runs WHERE session_id = ? AND hypothesis_id = ? AND attempt = ?",
-            (session_id, hypothesis_id, attempt),
-        ).fetchone()
-        if existing is not None and not existing[0]:
-            return False  # never trade a finished result for "did not run"
-    duration = _number(run.get("duration"))
-    started_at = _number(run.get("started_at"))
-    if started_at is not None and started_at <= 0:
-        started_at = None  # 0 means "never started"
-    finished_at = started_at + duration if started_at and duration is not None else None
-    exit_code = run.get("exit_code")
-    conn.execute(
-        "INSERT OR REPLACE INTO runs (session_id, hypothesis_id, attempt, result, exit_code,"
-        " duration, started_at, finished_at, stdout_log, stderr_log, not_run, data)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            session_id,
-            hypothesis_id,
-            attempt,
-            result,
-            exit_code if _is_int(exit_code) else None,
-            duration,
-            started_at,
-            finished_at,
-            _text_or_none(run.get("stdout_log")),
-            _text_or_none(run.get("stderr_log")),
-            int(not_run),
-            _dumps(dict(run), f"run of {hypothesis_id!r}"),
-        ),
-    )
-    return True
-
-
-def _split(doc: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
-    """Check a session document's shape; return its head (no runs) and its runs."""
-    if not isinstance(doc, Mapping):
-        raise StoreError(f"a session document must be a dict, got {type(doc).__name__}")
-    schema = doc.get("schema", DOCUMENT_SCHEMA)
-    if schema != DOCUMENT_SCHEMA:
-        raise StoreError(f"unknown session document schema {schema!r}, want {DOCUMENT_SCHEMA!r}")
-    head: dict[str, Any] = dict(doc)
-    head["schema"] = DOCUMENT_SCHEMA
-    session = doc.get("session")
-    if not isinstance(session, Mapping):
-        raise StoreError("the session document has no 'session' object")
-    session = dict(session)
-    session_id = session.get("id")
-    if not isinstance(session_id, str) or not session_id:
-        raise StoreError(f"the session document has an invalid session.id: {session_id!r}")
-    session.setdefault("repo", "")
-    session.setdefault("plan_path", None)
-    session.setdefault("bug", "")
-    session.setdefault("started_at", _now_iso())
-    for key in ("repo", "bug", "started_at"):
-        if not isinstance(session[key], str):
-            raise StoreError(f"session.{key} must be a string, got {session[key]!r}")
-    if session["plan_path"] is not None and not isinstance(session["plan_path"], str):
-        raise StoreError(f"session.plan_path must be a string, got {session['plan_path']!r}")
-    head["session"] = session
-
-    runs: list[tuple[str, dict[str, Any]]] = []
-    control = doc.get("control")
-    if control is not None:
-        if not isinstance(control, Mapping):
-            raise StoreError("'control' must be an object or null")
-        head["control"] = {k: v for k, v in control.items() if k != "runs"}
-        runs.extend((CONTROL_ID, run) for run in _runs_of(control, CONTROL_ID))
-    else:
-        head["control"] = None
-
-    hypotheses = doc.get("hypotheses", [])
-    if not isinstance(hypotheses, list):
-        raise StoreError("'hypotheses' must be a list")
-    head["hypotheses"] = []
-    seen: set[str] = set()
-    for hypothesis in hypotheses:
-        if not isinstance(hypothesis, Mapping):
-            raise StoreError("every hypothesis must be an object")
-        hypothesis_id = hypothesis.get("id")
-        if not isinstance(hypothesis_id, str) or not hypothesis_id:
-            raise StoreError(f"a hypothesis has an invalid id: {hypothesis_id!r}")
-        if hypothesis_id == CONTROL_ID or hypothesis_id in seen:
-            raise StoreError(f"hypothesis id {hypothesis_id!r} is reserved or repeated")
-        seen.add(hypothesis_id)
-        head["hypotheses"].append({k: v for k, v in hypothesis.items() if k != "runs"})
-        runs.extend((hypothesis_id, run) for run in _runs_of(hypothesis, hypothesis_id))
-    return head, runs
-
-
-def _runs_of(entry: Mapping[str, Any], owner: str) -> list[dict[str, Any]]:
-    runs = entry.get("runs") or []
-    if not isinstance(runs, list) or not all(isinstance(run, Mapping) for run in runs):
-        raise StoreError(f"the runs of {owner!r} must be a list of objects")
-    return [dict(run) for run in runs]
-
-
-def _summary_counts(document: str) -> dict[str, Any] | None:
-    try:
-        head = json.loads(document)
-    except ValueError:
-        return None
-    summary = head.get("summary") if isinstance(head, dict) else None
-    counts = summary.get("counts") if isinstance(summary, dict) else None
-    return counts if isinstance(counts, dict) else None
-
-
-def _check_status(status: str) -> None:
-    if status not in STATUSES:
-        raise StoreError(f"invalid session status {status!r}; one of {', '.join(STATUSES)}")
-
-
-def _repeat(value: object, fallback: int) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    return fallback
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def _text_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _get(mapping: Mapping[str, Any], key: str) -> object:
-    if not isinstance(mapping, Mapping):
-        raise StoreError(f"a run must be a dict, got {type(mapping).__name__}")
-    return mapping.get(key)
-
-
-def _dumps(value: object, what: str) -> str:
-    try:
-        # ASCII escapes keep lone surrogates (surrogateescape-decoded output) storable.
-        return json.dumps(value, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise StoreError(f"{what} cannot be stored as JSON: {exc}") from exc
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
