@@ -1163,3 +1163,23 @@ def test_demo_in_a_fresh_venv(tmp_path: Path) -> None:
     assert match, proc.stderr
     assert not Path(match.group(1)).exists()
     assert not Path(match.group(1)).parent.exists()
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_a_base_that_is_not_a_commit_is_refused_before_anything_runs(
+    project: Project, command: str
+) -> None:
+    plan = project.write_plan(
+        "bad-base.yaml",
+        {
+            "version": 1,
+            "bug": "a bug",
+            "base": "no-such-branch",
+            "hypotheses": [{"id": "h", "description": "d", "test": py("raise SystemExit(1)")}],
+        },
+    )
+    before = fingerprint(project.repo)
+    proc = project.run(command, plan)
+    assert_refused(proc)
+    assert "bad base" in proc.stderr
+    assert_created_nothing(project, before)

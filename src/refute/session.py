@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from refute import analysis, calibration
 from refute.cost import CostModel, decide_parallel
-from refute.errors import GitError, WorktreeError
+from refute.errors import GitError, RefuteError, WorktreeError
 from refute.executor import AsyncTestExecutor, RunEvent
 from refute.model import FalsificationConfig, Hypothesis, TestExecutionResult, TestResult
 from refute.paths import make_owned_dir, state_dir
@@ -35,13 +35,14 @@ from refute.plan import Plan, rank, to_config, to_control, to_hypotheses
 from refute.pool import DEFAULT_KEEP_PATHS
 from refute.runner import IsolationOptions, prepared_worktrees
 from refute.store import Store
-from refute.worktrees import Repository
+from refute.worktrees import Repository, resolve_base
 
 SCHEMA = "refute.session/1"
 CONTROL_ID = "control"
 
 #: Exit codes of a session (and of `refute run`).
 EXIT_OK = 0
+EXIT_USAGE = 2
 EXIT_CONTROL_DID_NOT_REPRODUCE = 3
 EXIT_INFRASTRUCTURE = 4
 EXIT_INTERRUPTED = 130
@@ -307,6 +308,11 @@ async def _execute(
         raise
     except (GitError, WorktreeError, OSError) as exc:
         status, exit_code, error = "failed", EXIT_INFRASTRUCTURE, str(exc)
+    except RefuteError as exc:
+        # Bad input found only now (e.g. a resumed session's commit is gone): the session
+        # is recorded as failed with the reason, and the error goes on to the caller.
+        _finish(store, doc, "failed", EXIT_USAGE, str(exc), time.monotonic() - started)
+        raise
     return _finish(store, doc, status, exit_code, error, time.monotonic() - started)
 
 
@@ -354,6 +360,8 @@ def spec_from_plan(
     test at a time.
     """
     repository = asyncio.run(Repository.open(repo))
+    # A bad base is bad input: refused here, before a session is created or anything runs.
+    asyncio.run(resolve_base(repository, plan.base))
     order = rank(plan, max_hypotheses=max_hypotheses)
     by_id = order.by_id()
     hypotheses = to_hypotheses(plan, order.specs)
