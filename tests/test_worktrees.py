@@ -37,12 +37,11 @@ from gitutil import (
 from gitutil import (
     isolation_config as _config,
 )
+from refute.analysis import run_evidence
 from refute.errors import ConfigError, InvalidIdError, RepositoryError
 from refute.model import (
     Hypothesis,
-    HypothesisStatus,
     TestResult,
-    default_verdict,
 )
 from refute.paths import check_id
 from refute.pool import WorktreePool
@@ -397,7 +396,7 @@ async def test_failing_or_hanging_setup_is_that_hypothesis_error(tmp_path):
         result = by_id[hid]
         assert result.result is TestResult.ERROR, result
         assert "setup failed" in result.error_message
-        assert default_verdict(result.result) is HypothesisStatus.INCONCLUSIVE
+        assert run_evidence(result.result, "fails") is None  # no evidence: inconclusive
     assert "setup broke on purpose" in by_id["broken"].error_message
     assert _entries(ran) == {"ok"}  # no test ran after a failed setup
     assert len(log.read_text(encoding="utf-8").splitlines()) == 3

@@ -62,7 +62,7 @@ def record(repo_id: str, samples: dict[str, list[float]]) -> None:
         tmp.replace(_path())
 
 
-def cost_model(repo_id: str, *, with_setup: bool = True) -> CostModel | None:
+def cost_model(repo_id: str) -> CostModel | None:
     """The measured cost model for a repository, or None if nothing was measured yet."""
     entry = load(repo_id)
     if "worktree_create" not in entry and "pool_acquire" not in entry:
@@ -75,5 +75,5 @@ def cost_model(repo_id: str, *, with_setup: bool = True) -> CostModel | None:
 
     # A warm pool is what a session mostly gets; creation is the fallback.
     acquire = mean("pool_acquire") if "pool_acquire" in entry else mean("worktree_create")
-    per = acquire + (mean("setup") if with_setup else 0.0) + mean("cleanup")
+    per = acquire + mean("setup") + mean("cleanup")
     return CostModel(fixed=mean("startup"), per_hypothesis=per, source="measured")

@@ -53,7 +53,6 @@ from refute.worktrees import Repository
 
 EXIT_USAGE = 2
 FORMATS = ("text", "json", "markdown", "junit", "html")
-_HELP = __doc__.split("\n\n", 1)[1] if __doc__ else ""
 
 
 def _console() -> Console:

@@ -274,16 +274,3 @@ def auto_concurrency() -> int:
         cpus = os.cpu_count() or 1
     by_memory = int(psutil.virtual_memory().available // AUTO_MEMORY_PER_TEST)
     return max(1, min(cpus, by_memory))
-
-
-def default_verdict(outcome: TestResult) -> HypothesisStatus:
-    """The verdict one run supports under `supported_if: fails` (DESIGN.md's table).
-
-    PASS means the prediction did not hold (FALSIFIED); FAIL means the bug reproduced
-    (SUPPORTED); TIMEOUT, ERROR and SKIP are not evidence (INCONCLUSIVE).
-    """
-    if outcome is TestResult.PASS:
-        return HypothesisStatus.FALSIFIED
-    if outcome is TestResult.FAIL:
-        return HypothesisStatus.SUPPORTED
-    return HypothesisStatus.INCONCLUSIVE

@@ -43,7 +43,6 @@ CONTROL_ID = "control"
 #: Exit codes of a session (and of `refute run`).
 EXIT_OK = 0
 EXIT_USAGE = 2
-EXIT_CONTROL_DID_NOT_REPRODUCE = 3
 EXIT_INFRASTRUCTURE = 4
 EXIT_INTERRUPTED = 130
 
