@@ -67,8 +67,8 @@ def dirty(path: Path) -> None:
 
 async def one_round(repo: Path, count: int, home: Path) -> dict[str, float]:
     os.environ["REFUTE_HOME"] = str(home)
-    from refute.pool import WorktreePool  # noqa: PLC0415 - after REFUTE_HOME is set
-    from refute.worktrees import Repository, force_rmtree, resolve_base  # noqa: PLC0415
+    from refute.workspace.pool import WorktreePool  # noqa: PLC0415 - after REFUTE_HOME is set
+    from refute.workspace.worktrees import Repository, force_rmtree, resolve_base  # noqa: PLC0415
 
     r = await Repository.open(repo)
     sha = await resolve_base(r)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from refute.app.isolated import IsolatedRun
 from refute.model import FalsificationConfig, Hypothesis, TestResult
-from refute.runner import IsolatedRun
 
 # Variables that would redirect git away from the repository a test names.
 _GIT_LOCAL = (

@@ -15,11 +15,11 @@ from refute import (
     FalsificationConfig,
     Hypothesis,
     TestResult,
-    calibration,
 )
-from refute.cost import SEED_FIXED_OVERHEAD, SEED_PER_HYPOTHESIS_OVERHEAD
-from refute.runner import IsolationOptions, run_isolated
-from refute.worktrees import Repository
+from refute.app.isolated import IsolationOptions, run_isolated
+from refute.plan.cost import SEED_FIXED_OVERHEAD, SEED_PER_HYPOTHESIS_OVERHEAD
+from refute.workspace import calibration
+from refute.workspace.worktrees import Repository
 
 PY = sys.executable
 

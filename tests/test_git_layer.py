@@ -34,10 +34,10 @@ from gitutil import (
 from gitutil import (
     isolation_config as _config,
 )
+from refute.app.isolated import IsolatedRun, IsolationOptions, run_isolated
 from refute.errors import GitError
-from refute.git import run_git
 from refute.model import Hypothesis, TestResult
-from refute.runner import IsolatedRun, IsolationOptions, run_isolated
+from refute.workspace.git import run_git
 
 PY = sys.executable
 

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from gitutil import fingerprint, git, make_repo, refute_worktrees
-from refute import pool as pool_module
+from refute.app.isolated import IsolationOptions, clean_after_dead, run_isolated
 from refute.model import FalsificationConfig, Hypothesis, TestResult
-from refute.pool import WorktreePool
-from refute.reconcile import reconcile
-from refute.runner import IsolationOptions, run_isolated
-from refute.worktrees import Repository, resolve_base
+from refute.workspace import pool as pool_module
+from refute.workspace.pool import WorktreePool
+from refute.workspace.worktrees import Repository, resolve_base
 
 PY = sys.executable
 FILES = {
@@ -313,8 +312,8 @@ async def test_eviction_removes_the_least_recently_used(tmp_path):
 
 HOLDER = r"""
 import asyncio, sys
-from refute.pool import WorktreePool
-from refute.worktrees import Repository, resolve_base
+from refute.workspace.pool import WorktreePool
+from refute.workspace.worktrees import Repository, resolve_base
 
 async def main():
     repo = await Repository.open(sys.argv[1])
@@ -370,7 +369,7 @@ async def test_a_lease_held_by_another_process_is_exclusive_until_it_dies(tmp_pa
         assert mine.fresh is True
 
         # While the child lives, reconcile keeps its slot.
-        report = await reconcile(repo)
+        report = await clean_after_dead(repo)
         assert str(pool.slots_dir / child_slot) not in report.worktrees
         assert (pool.slots_dir / child_slot / ".git").is_file()
 
@@ -386,7 +385,7 @@ async def test_a_lease_held_by_another_process_is_exclusive_until_it_dies(tmp_pa
         assert info["state"] == "leased"
         assert info["pid"] == child.pid
 
-        report = await reconcile(repo)
+        report = await clean_after_dead(repo)
         assert str(pool.slots_dir / child_slot) in report.worktrees
         assert not (pool.slots_dir / child_slot).exists()
         assert child_slot not in pool.slot_names()
@@ -410,7 +409,7 @@ async def test_a_lease_held_by_another_process_is_exclusive_until_it_dies(tmp_pa
 RUNNER = r"""
 import asyncio, json, sys
 from refute.model import FalsificationConfig, Hypothesis
-from refute.runner import run_isolated
+from refute.app.isolated import run_isolated
 
 repo, shared, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
 # Each test announces itself, then waits until all four tests of both processes are running.

@@ -62,15 +62,15 @@ def test_star_import_gives_exactly_all() -> None:
 
 
 def test_seed_names_are_the_model_and_executor_classes() -> None:
-    from refute import executor, model  # noqa: PLC0415 - checking the re-exports
+    from refute import compat, model  # noqa: PLC0415 - checking the re-exports
 
     assert refute.Hypothesis is model.Hypothesis
     assert refute.TestResult is model.TestResult
     assert refute.HypothesisStatus is model.HypothesisStatus
     assert refute.TestExecutionResult is model.TestExecutionResult
     assert refute.FalsificationConfig is model.FalsificationConfig
-    assert refute.AsyncTestExecutor is executor.AsyncTestExecutor
-    assert refute.TestExecutor is executor.TestExecutor
+    assert refute.AsyncTestExecutor is compat.AsyncTestExecutor
+    assert refute.TestExecutor is compat.TestExecutor
 
 
 def test_version_is_a_string() -> None:

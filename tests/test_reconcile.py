@@ -21,10 +21,10 @@ import pytest
 
 from conftest import live_tagged, wait_until_gone
 from gitutil import fingerprint, git, make_repo, refute_worktrees
+from refute.app.isolated import clean_after_dead
 from refute.paths import cache_dir
-from refute.pool import WorktreePool
-from refute.reconcile import reconcile
-from refute.worktrees import Repository
+from refute.workspace.pool import WorktreePool
+from refute.workspace.worktrees import Repository
 
 PY = sys.executable
 FILES = {
@@ -35,9 +35,9 @@ FILES = {
 
 DRIVER = r"""
 import json, sys
-from refute._sync import Interrupted, run_interruptible
+from refute.cli.signals import Interrupted, run_interruptible
 from refute.model import FalsificationConfig, Hypothesis
-from refute.runner import IsolationOptions, run_isolated
+from refute.app.isolated import IsolationOptions, run_isolated
 
 repo, started, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 PY = sys.executable
@@ -229,7 +229,7 @@ async def test_sigkill_at_random_points_then_recovery(tmp_path, test_tag):
 
     repo = await Repository.open(repo_path)
     mine = {p.pid for p in live_tagged(test_tag)}
-    report = await reconcile(repo)
+    report = await clean_after_dead(repo)
     # (The process sweep is machine-wide: another session's orphans may show up here.)
     assert (report.worktrees, report.refs) == ([], []), f"{where}: {report}"
     assert not set(report.processes) & mine, f"{where}: {report}"
@@ -322,7 +322,7 @@ async def test_dry_run_reports_but_changes_nothing(tmp_path, test_tag):
     assert len(sleepers) == 1
     assert sleepers <= orphans
 
-    dry = await reconcile(repo, dry_run=True)
+    dry = await clean_after_dead(repo, dry_run=True)
     assert dry.dry_run is True
     assert sorted(dry.worktrees) == slots
     assert dry.refs == refs
@@ -336,7 +336,7 @@ async def test_dry_run_reports_but_changes_nothing(tmp_path, test_tag):
     assert _refs(repo_path) == refs
     assert {p.pid for p in live_tagged(test_tag) if _marked(p.pid)} == orphans
 
-    real = await reconcile(repo)
+    real = await clean_after_dead(repo)
     assert real.dry_run is False
     assert sorted(real.worktrees) == slots
     assert real.refs == refs
@@ -351,7 +351,7 @@ async def test_dry_run_reports_but_changes_nothing(tmp_path, test_tag):
     _assert_no_broken_worktrees(repo_path, "after reconcile")
     assert fingerprint(repo_path) == before
 
-    again = await reconcile(repo)
+    again = await clean_after_dead(repo)
     assert (again.worktrees, again.refs) == ([], []), again
 
 
@@ -407,7 +407,7 @@ async def test_reconcile_leaves_the_users_things_alone(tmp_path, test_tag):
     every_ref = git(repo_path, "for-each-ref", "--format=%(refname)").split()
     user_refs = [r for r in every_ref if not r.startswith("refs/refute/")]
 
-    report = await reconcile(repo)
+    report = await clean_after_dead(repo)
 
     assert len(report.worktrees) == 4, report
     assert all(Path(p).parent == pool.slots_dir for p in report.worktrees), report

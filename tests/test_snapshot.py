@@ -18,10 +18,10 @@ from gitutil import (
     failures as _failures,
 )
 from gitutil import fingerprint, git, make_repo
+from refute.app.isolated import IsolationOptions, run_isolated
 from refute.model import FalsificationConfig, Hypothesis
-from refute.runner import IsolationOptions, run_isolated
-from refute.snapshot import SNAPSHOT_REF_PREFIX, delete_snapshot, snapshot_uncommitted
-from refute.worktrees import Repository, resolve_base
+from refute.workspace.snapshot import SNAPSHOT_REF_PREFIX, delete_snapshot, snapshot_uncommitted
+from refute.workspace.worktrees import Repository, resolve_base
 
 PY = sys.executable
 BASE_FILES = {

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import live_tagged
 from refute import AsyncTestExecutor, FalsificationConfig, Hypothesis, TestResult
-from refute import executor as executor_module
+from refute.engine import local as executor_module
 
 
 @pytest.fixture(params=["inline", "threads"])

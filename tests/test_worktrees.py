@@ -38,15 +38,15 @@ from gitutil import (
     isolation_config as _config,
 )
 from refute.analysis import run_evidence
+from refute.app.isolated import IsolationOptions, run_isolated
 from refute.errors import ConfigError, InvalidIdError, RepositoryError
 from refute.model import (
     Hypothesis,
     TestResult,
+    check_id,
 )
-from refute.paths import check_id
-from refute.pool import WorktreePool
-from refute.runner import IsolationOptions, run_isolated
-from refute.worktrees import Repository, resolve_base, verify_worktree
+from refute.workspace.pool import WorktreePool
+from refute.workspace.worktrees import Repository, resolve_base, verify_worktree
 
 PY = sys.executable
 

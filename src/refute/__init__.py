@@ -4,9 +4,9 @@ This module only re-exports the public API; `tests/test_public_api.py` keeps `__
 and the real exports in step.
 """
 
-from refute.cost import CostModel, ParallelDecision
+from refute.compat import AsyncTestExecutor, TestExecutor
+from refute.engine.protocol import RunEvent
 from refute.errors import ConfigError, RefuteError
-from refute.executor import AsyncTestExecutor, RunEvent, TestExecutor
 from refute.model import (
     FalsificationConfig,
     Hypothesis,
@@ -15,6 +15,7 @@ from refute.model import (
     TestResult,
     classify_exit,
 )
+from refute.plan.cost import CostModel, ParallelDecision
 
 __version__ = "0.1.0"
 

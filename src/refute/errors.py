@@ -6,9 +6,36 @@ the library never prints and never exits.
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
+__all__ = [
+    "CheckoutError",
+    "ConfigError",
+    "ErrorKind",
+    "GitError",
+    "Interrupted",
+    "InvalidIdError",
+    "PlanError",
+    "RefuteError",
+    "RepositoryError",
+    "StoreError",
+    "UnknownSessionError",
+    "WorktreeError",
+    "one_line",
+]
+
+#: What kind of failure an error is; front ends map kinds (never classes) to exit codes.
+ErrorKind = Literal["usage", "infrastructure", "interrupted"]
+
 
 class RefuteError(Exception):
-    """Base class of every error refute raises on purpose."""
+    """Base class of every error refute raises on purpose.
+
+    `kind` says whose problem it is: "usage" (bad input: the plan, an argument, a ref),
+    "infrastructure" (git, the filesystem, the store failed) or "interrupted".
+    """
+
+    kind: ClassVar[ErrorKind] = "usage"
 
 
 class ConfigError(RefuteError, ValueError):
@@ -29,7 +56,7 @@ class ConfigError(RefuteError, ValueError):
 class GitError(RefuteError):
     """A git command failed.
 
-    Raised by `refute.git.run_git` (and so by everything in the worktree layer) with the
+    Raised by `refute.workspace.git.run_git` (and so by everything in the worktree layer) with the
     command that ran, its exit code and its stderr.
     """
 
@@ -44,12 +71,23 @@ class GitError(RefuteError):
 class RepositoryError(RefuteError):
     """The repository or base commit cannot be used (not a repository, empty, bad ref).
 
-    Raised by `refute.worktrees.resolve_base` and `Repository.open`; the CLI maps it to
+    Raised by `refute.workspace.worktrees.resolve_base` and `Repository.open`; the CLI maps it to
     exit code 2 (bad input).
     """
 
 
-class WorktreeError(RefuteError):
+class CheckoutError(RefuteError):
+    """A job's checkout could not be prepared (worktree, patch or setup).
+
+    Raised by a `refute.engine.protocol.Checkouts` provider (the workspace's `Checkouts`);
+    the engine turns it into that job's ERROR result, so it reaches a front end only when
+    raised outside a batch.
+    """
+
+    kind: ClassVar[ErrorKind] = "infrastructure"
+
+
+class WorktreeError(CheckoutError):
     """A worktree could not be created, verified, patched or cleaned.
 
     Raised by the worktree manager and pool; `hypothesis_id` names the hypothesis when the
@@ -63,7 +101,7 @@ class WorktreeError(RefuteError):
 
 class InvalidIdError(ConfigError):
     """A hypothesis id breaks the safe-slug rule ([a-z0-9][a-z0-9._-]{0,63}, no '..',
-    no trailing '.lock'). Raised by `refute.paths.check_id`."""
+    no trailing '.lock'). Raised by `refute.model.check_id`."""
 
     def __init__(self, value: object, reason: str) -> None:
         super().__init__("id", f"{value!r} {reason}")
@@ -78,13 +116,17 @@ class StoreError(RefuteError):
     prefix) is unknown or ambiguous, a document is malformed, or SQLite itself failed.
     """
 
+    kind: ClassVar[ErrorKind] = "infrastructure"
+
 
 class UnknownSessionError(StoreError):
     """A session id (or prefix) names no stored session, or several.
 
-    Raised by `refute.store.Store.resolve_session_id`; the CLI maps it to exit code 2
-    (bad input), unlike other store errors (4, infrastructure).
+    Raised by `refute.store.Store.resolve_session_id`; it is bad input (kind "usage"),
+    unlike other store errors (infrastructure).
     """
+
+    kind: ClassVar[ErrorKind] = "usage"
 
 
 def one_line(text: str) -> str:
@@ -116,3 +158,18 @@ class PlanError(ConfigError):
 
     def __reduce__(self) -> tuple[type[PlanError], tuple[str, str, str, int | None]]:
         return (type(self), (self.path, self.field, self.message, self.line))
+
+
+class Interrupted(RefuteError):  # noqa: N818 - reads as what happened
+    """The run was stopped by SIGINT or SIGTERM; cleanup has finished. `signum` says which.
+
+    Raised by `refute.cli.signals.run_interruptible` once a cancelled session has cleaned up.
+    """
+
+    kind: ClassVar[ErrorKind] = "interrupted"
+
+    def __init__(self, signum: int) -> None:
+        import signal  # noqa: PLC0415 - only this error needs it
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import os
+import re
 import shlex
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -17,10 +18,37 @@ from typing import Any, ClassVar, Literal
 
 import psutil
 
-from refute.errors import ConfigError
+from refute.errors import ConfigError, InvalidIdError
+
+#: The defaults, each defined here only: seconds a test run may take, tests at once,
+#: seconds a setup command may take, and the paths the warm pool keeps between sessions.
+DEFAULT_TEST_TIMEOUT = 300.0
+DEFAULT_CONCURRENCY = 5
+DEFAULT_SETUP_TIMEOUT = 600.0
+DEFAULT_KEEP_PATHS = (".venv", "venv", "node_modules")
 
 #: Memory budget assumed per concurrent test when `max_concurrent_tests="auto"`.
 AUTO_MEMORY_PER_TEST = 512 * 1024 * 1024
+
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """A worktree at `commit`, with `patch` (a diff file) applied and `setup` run in it,
+    for `owner` (a hypothesis id, or "control").
+
+    Requests that compare equal share one checkout (the repeats of a hypothesis do);
+    requests of different owners never do. `setup_env` is what the setup adds to the
+    environment of the batch.
+    """
+
+    owner: str
+    commit: str
+    patch: str | None = None
+    setup: tuple[str, ...] | None = None
+    setup_timeout: float = DEFAULT_SETUP_TIMEOUT
+    setup_env: tuple[tuple[str, str], ...] = ()
 
 
 class TestResult(enum.Enum):
@@ -212,11 +240,11 @@ class FalsificationConfig:
 
     Estimates in seconds (`worktree_creation_time`, ...) are the seed's defaults for the
     parallelization decision; refute replaces them with measured figures when it has some
-    (see `refute.cost.CostModel`).
+    (see `refute.plan.cost.CostModel`).
     """
 
-    test_timeout: float = 300.0
-    max_concurrent_tests: int | Literal["auto"] = 5
+    test_timeout: float = DEFAULT_TEST_TIMEOUT
+    max_concurrent_tests: int | Literal["auto"] = DEFAULT_CONCURRENCY
     min_parallel_time: float = 60.0
     worktree_creation_time: float = 8.0
     session_startup_time: float = 5.0
@@ -274,3 +302,32 @@ def auto_concurrency() -> int:
         cpus = os.cpu_count() or 1
     by_memory = int(psutil.virtual_memory().available // AUTO_MEMORY_PER_TEST)
     return max(1, min(cpus, by_memory))
+
+
+def check_id(value: object) -> str:
+    """Return `value` if it is a safe hypothesis id, else raise InvalidIdError.
+
+    The rule (DESIGN.md): `[a-z0-9][a-z0-9._-]{0,63}`, which already excludes '/', NUL,
+    upper case (so case-folded duplicates cannot collide on a case-insensitive disk) and a
+    leading '-' or '.'; additionally no '..' anywhere and no '.lock' suffix (git refuses
+    both in ref and worktree names).
+    """
+    if not isinstance(value, str):
+        raise InvalidIdError(value, "is not a string")
+    if not _ID_RE.fullmatch(value):
+        raise InvalidIdError(value, "must match [a-z0-9][a-z0-9._-]{0,63}")
+    if ".." in value:
+        raise InvalidIdError(value, "must not contain '..'")
+    if value.endswith(".lock"):
+        raise InvalidIdError(value, "must not end with '.lock'")
+    return value
+
+
+def seed_confidence(result: TestResult, duration: float) -> float:
+    """The seed's single-run confidence rule (`_calculate_confidence`), the one copy of it:
+    TIMEOUT 0.3, ERROR 0.2, any other outcome 0.6 under 5 s and 0.85 from 5 s."""
+    if result is TestResult.TIMEOUT:
+        return 0.3
+    if result is TestResult.ERROR:
+        return 0.2
+    return 0.6 if duration < 5.0 else 0.85

@@ -1,4 +1,4 @@
-"""Where refute keeps things, and the id rule that makes names safe to use as paths.
+"""Where refute keeps things, and the marker that makes a directory refute's own.
 
 Nothing lives inside the user's working tree. State (SQLite, logs, calibration) lives under
 `$XDG_STATE_HOME/refute` (default `~/.local/state/refute`), worktrees under
@@ -13,31 +13,8 @@ import os
 import re
 from pathlib import Path
 
-from refute.errors import InvalidIdError
-
 #: The file that marks a directory as created by refute; cleanup deletes nothing without it.
 MARKER_FILE = ".refute-owned"
-
-_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-
-
-def check_id(value: object) -> str:
-    """Return `value` if it is a safe hypothesis id, else raise InvalidIdError.
-
-    The rule (DESIGN.md): `[a-z0-9][a-z0-9._-]{0,63}`, which already excludes '/', NUL,
-    upper case (so case-folded duplicates cannot collide on a case-insensitive disk) and a
-    leading '-' or '.'; additionally no '..' anywhere and no '.lock' suffix (git refuses
-    both in ref and worktree names).
-    """
-    if not isinstance(value, str):
-        raise InvalidIdError(value, "is not a string")
-    if not _ID_RE.fullmatch(value):
-        raise InvalidIdError(value, "must match [a-z0-9][a-z0-9._-]{0,63}")
-    if ".." in value:
-        raise InvalidIdError(value, "must not contain '..'")
-    if value.endswith(".lock"):
-        raise InvalidIdError(value, "must not end with '.lock'")
-    return value
 
 
 def refute_home() -> Path | None:

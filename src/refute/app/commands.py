@@ -1,0 +1,150 @@
+"""The use cases every front end calls: plan in, data out; nothing here prints or exits.
+
+`run_plan`, `resume`, `show`, `history`, `check`, `clean` and `demo` are async and return
+plain data (session documents, lists, reports); errors are `refute.errors` exceptions,
+whose `kind` a front end maps to its own answer (the CLI: an exit code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from refute.app.demo import demo_environment
+from refute.app.isolated import clean_after_dead
+from refute.app.queries import history, show
+from refute.app.run import (
+    CreatedCallback,
+    EventCallback,
+    ResumeResult,
+    resume_session,
+    run_session,
+)
+from refute.app.spec import SessionSpec, spec_from_plan
+from refute.engine.protocol import Backend
+from refute.errors import RepositoryError
+from refute.model import FalsificationConfig
+from refute.plan import load_plan
+from refute.workspace.reconcile import CleanReport
+from refute.workspace.worktrees import Repository
+
+__all__ = [
+    "CleanResult",
+    "RunOptions",
+    "check",
+    "clean",
+    "demo",
+    "history",
+    "resume",
+    "run_plan",
+    "show",
+]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The command line's overrides of a plan (None: the plan's own)."""
+
+    jobs: int | str | None = None
+    timeout: float | None = None
+    repeat: int | None = None
+    parallel: bool = True
+    max_hypotheses: int | None = None
+    keep_worktrees: bool = False
+
+
+async def check(
+    plan_path: Path, *, repo: Path = Path(), options: RunOptions | None = None
+) -> SessionSpec:
+    """Validate and rank a plan against the repository, as `run_plan` would, running nothing."""
+    opts = options or RunOptions()
+    return await spec_from_plan(
+        load_plan(plan_path),
+        plan_path,
+        repo,
+        jobs=opts.jobs,
+        timeout=opts.timeout,
+        repeat=opts.repeat,
+        parallel=opts.parallel,
+        max_hypotheses=opts.max_hypotheses,
+        keep_worktrees=opts.keep_worktrees,
+    )
+
+
+async def run_plan(
+    plan_path: Path,
+    *,
+    repo: Path = Path(),
+    options: RunOptions | None = None,
+    backend: Backend | None = None,
+    store_path: Path | None = None,
+    on_event: EventCallback | None = None,
+    on_created: CreatedCallback | None = None,
+) -> dict[str, Any]:
+    """Check the plan, then run it as a new session; returns the analysed document."""
+    spec = await check(plan_path, repo=repo, options=options)
+    return await run_session(
+        spec, backend=backend, store_path=store_path, on_event=on_event, on_created=on_created
+    )
+
+
+async def resume(
+    session_id: str,
+    *,
+    backend: Backend | None = None,
+    store_path: Path | None = None,
+    config: FalsificationConfig | None = None,
+    on_event: EventCallback | None = None,
+    on_created: CreatedCallback | None = None,
+) -> ResumeResult:
+    """Run the unfinished attempts of a stored session (see `resume_session`)."""
+    return await resume_session(
+        session_id,
+        backend=backend,
+        store_path=store_path,
+        config=config,
+        on_event=on_event,
+        on_created=on_created,
+    )
+
+
+@dataclass(frozen=True)
+class CleanResult:
+    """What `clean` did; `repository` is None when the directory is not a git repository
+    (then only processes were checked)."""
+
+    repository: Path | None
+    report: CleanReport
+
+
+async def clean(repo: Path = Path(), *, dry_run: bool = False, grace: float = 2.0) -> CleanResult:
+    """Remove what dead refute processes left: worktrees, refs, processes, temp files."""
+    try:
+        repository: Repository | None = await Repository.open(repo)
+    except RepositoryError:
+        repository = None
+    report = await clean_after_dead(repository, dry_run=dry_run, grace=grace)
+    return CleanResult(repository.root if repository else None, report)
+
+
+async def demo(
+    *,
+    backend: Backend | None = None,
+    announce: Callable[[Path], None] | None = None,
+    on_event: EventCallback | None = None,
+    on_created: CreatedCallback | None = None,
+) -> dict[str, Any]:
+    """Run the built-in example (`refute.app.demo`) in a throwaway repository."""
+    async with demo_environment() as (repo, plan):
+        if announce is not None:
+            announce(repo)
+        return await run_plan(
+            plan,
+            repo=repo,
+            options=RunOptions(jobs="auto"),
+            backend=backend,
+            on_event=on_event,
+            on_created=on_created,
+        )

@@ -1,0 +1,238 @@
+"""Hypotheses run in worktrees of one base: the path every session takes.
+
+`run_isolated` cleans up after dead refute processes, resolves the base (snapshotting
+uncommitted work when asked), gives the backend one job per run, each with a
+`CheckoutRequest` (the base, the hypothesis' patch, the plan's setup) that the workspace's
+`Checkouts` turns into a leased worktree when the job starts, and always releases
+everything afterwards, shielded from cancellation. Guarantees:
+
+* the user's checkout is never written: worktrees live in refute's cache directory, the
+  snapshot of uncommitted work goes through a temporary index, and every git child runs
+  without inherited GIT_DIR/GIT_WORK_TREE and without hooks;
+* every run gets exactly one result, whatever fails around it (a patch that does not
+  apply or a failed setup is that hypothesis' ERROR);
+* leases are released and the snapshot ref deleted, whatever happens.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from refute.document import CONTROL_ID
+from refute.engine.local import LocalBackend, run_one
+from refute.engine.process import shielded
+from refute.engine.protocol import Backend, BatchSettings, EventCallback, Job
+from refute.engine.sweep import SCOPE_VARIABLE, stop_orphans
+from refute.errors import ConfigError
+from refute.model import (
+    DEFAULT_KEEP_PATHS,
+    DEFAULT_SETUP_TIMEOUT,
+    CheckoutRequest,
+    FalsificationConfig,
+    Hypothesis,
+    TestExecutionResult,
+    TestResult,
+    check_id,
+)
+from refute.paths import state_dir
+from refute.workspace.checkouts import Checkouts, SetupOutcome, SetupRunner
+from refute.workspace.git import without_local_vars
+from refute.workspace.pool import WorktreePool
+from refute.workspace.reconcile import CleanReport, reconcile
+from refute.workspace.snapshot import Snapshot, delete_snapshot, snapshot_uncommitted
+from refute.workspace.worktrees import Repository, resolve_base
+
+__all__ = [
+    "IsolatedRun",
+    "IsolationOptions",
+    "clean_after_dead",
+    "run_isolated",
+    "test_environment",
+]
+
+
+@dataclass(frozen=True)
+class IsolationOptions:
+    """How worktrees are prepared. Patch paths are relative to `plan_dir`."""
+
+    base: str = "HEAD"
+    include_uncommitted: bool = False
+    setup: Sequence[str] | None = None
+    setup_timeout: float = DEFAULT_SETUP_TIMEOUT
+    keep_paths: tuple[str, ...] = DEFAULT_KEEP_PATHS
+    pool_capacity: int | None = None  # default: the concurrency
+    plan_dir: Path | None = None
+
+
+@dataclass
+class IsolatedRun:
+    """What `run_isolated` returns: results in input order (then attempt order), the base
+    every worktree started from (a snapshot when uncommitted work was included), and
+    where each hypothesis ran."""
+
+    base: str
+    results: list[TestExecutionResult]
+    worktrees: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    snapshot_of: str | None = None  # the base the snapshot was taken on
+
+
+async def test_environment() -> dict[str, str]:
+    """What tests in worktrees inherit: this environment without git's repository-local
+    variables (an exported GIT_DIR must not point a test's git at the user's repository),
+    plus the state directory whose crash recovery may stop these tests."""
+    env = await without_local_vars(os.environ)
+    env[SCOPE_VARIABLE] = str(state_dir())
+    return env
+
+
+async def clean_after_dead(
+    repo: Repository | None, *, dry_run: bool = False, grace: float = 2.0
+) -> CleanReport:
+    """Stop orphaned tests of this state directory, then remove dead refutes' worktrees,
+    refs and temporary files (`refute.workspace.reconcile`)."""
+    processes = await stop_orphans(str(state_dir()), grace, dry_run=dry_run)
+    report = await reconcile(repo, dry_run=dry_run)
+    report.processes = processes
+    return report
+
+
+def _attempts_of(hyp: Hypothesis, attempts: Mapping[str, Sequence[int]] | None) -> Sequence[int]:
+    if attempts is not None:
+        return attempts.get(hyp.id, ())
+    return range(1, hyp.repeat + 1)
+
+
+def _job(
+    hyp: Hypothesis,
+    config: FalsificationConfig,
+    options: IsolationOptions,
+    commit: str,
+    attempt: int,
+) -> Job:
+    patch = None
+    if hyp.patch and hyp.id != CONTROL_ID:
+        path = Path(hyp.patch)
+        if options.plan_dir is not None and not path.is_absolute():
+            path = options.plan_dir / path
+        patch = str(path)
+    return Job(
+        key=hyp.id,
+        attempt=attempt,
+        argv=hyp.argv(),
+        env=dict(hyp.env),
+        checkout=CheckoutRequest(
+            owner=hyp.id,
+            commit=commit,
+            patch=patch,
+            setup=tuple(options.setup) if options.setup else None,
+            setup_timeout=options.setup_timeout,
+            setup_env=tuple(sorted(hyp.env.items())),
+        ),
+        timeout=hyp.timeout if hyp.timeout is not None else config.test_timeout,
+        exit_codes=dict(config.exit_code_overrides),
+    )
+
+
+def _setup_runner(settings: BatchSettings) -> SetupRunner:
+    """Setup commands run through the engine, one job each (logs `<owner>.setup.*.log`)."""
+
+    async def run_setup(request: CheckoutRequest, path: Path) -> SetupOutcome:
+        job = Job(
+            key=request.owner,
+            argv=list(request.setup or ()),
+            env=dict(request.setup_env),
+            cwd=path,
+            timeout=request.setup_timeout,
+            log_stem=f"{request.owner}.setup",
+        )
+        result = await run_one(job, settings)
+        if result.result is TestResult.PASS:
+            return SetupOutcome(ok=True, seconds=result.duration)
+        why = result.error_message or f"exit {result.exit_code}"
+        tail = result.stderr.strip().splitlines()[-1:] if result.stderr.strip() else []
+        message = f"{why}: {tail[0]}" if tail else why
+        return SetupOutcome(ok=False, seconds=result.duration, message=message)
+
+    return run_setup
+
+
+async def run_isolated(
+    repo_path: Path | str,
+    hypotheses: Sequence[Hypothesis],
+    config: FalsificationConfig | None = None,
+    options: IsolationOptions | None = None,
+    *,
+    attempts: Mapping[str, Sequence[int]] | None = None,
+    backend: Backend | None = None,
+    on_event: EventCallback | None = None,
+    on_base: Callable[[str, str | None], None] | None = None,
+) -> IsolatedRun:
+    """Run every attempt of every hypothesis (`repeat` of each, or `attempts`), each
+    hypothesis in its own worktree of the base; see the module docstring.
+
+    `on_base(sha, snapshot_of)` is called once the base is known, before any test starts.
+    """
+    cfg = config or FalsificationConfig()
+    opts = options or IsolationOptions()
+    seen: set[str] = set()
+    for hyp in hypotheses:
+        key = check_id(hyp.id).casefold()
+        if key in seen:
+            raise ConfigError("hypotheses", f"duplicate hypothesis id {hyp.id!r}")
+        seen.add(key)
+    started = time.monotonic()
+    repo = await Repository.open(repo_path)
+    await clean_after_dead(repo, dry_run=False, grace=cfg.kill_grace_period)
+    base = await resolve_base(repo, opts.base)
+    concurrency = cfg.concurrency()
+    settings = BatchSettings(
+        concurrency=concurrency,
+        environment=await test_environment(),
+        log_dir=cfg.log_dir,
+        output_limit=cfg.output_limit_bytes,
+        kill_grace=cfg.kill_grace_period,
+    )
+    pool = WorktreePool(
+        repo, capacity=opts.pool_capacity or concurrency, keep_paths=opts.keep_paths
+    )
+    checkouts = Checkouts(repo, pool, run_setup=_setup_runner(settings))
+    snapshot: Snapshot | None = None
+    results: list[TestExecutionResult] = []
+    try:
+        if opts.include_uncommitted:
+            snapshot = await snapshot_uncommitted(repo, base)
+        sha = snapshot.sha if snapshot else base
+        if on_base is not None:
+            on_base(sha, base if snapshot else None)
+        checkouts.samples["startup"] = [time.monotonic() - started]
+        async with (backend or LocalBackend()).batch(
+            settings, checkouts=checkouts, on_event=on_event
+        ) as batch:
+            for hyp in hypotheses:
+                for attempt in _attempts_of(hyp, attempts):
+                    batch.submit(_job(hyp, cfg, opts, sha, attempt))
+            batch.close()
+            results = [result async for result in batch]
+        worktrees = {request.owner: str(path) for request, path in checkouts.paths.items()}
+    finally:
+        await shielded(_release(repo, checkouts, snapshot))
+    order = {hyp.id: index for index, hyp in enumerate(hypotheses)}
+    results.sort(key=lambda r: (order[r.hypothesis_id], int(r.metrics.get("attempt", 1))))
+    return IsolatedRun(
+        base=sha,
+        results=results,
+        worktrees=worktrees,
+        timings={"wall": time.monotonic() - started},
+        snapshot_of=base if snapshot else None,
+    )
+
+
+async def _release(repo: Repository, checkouts: Checkouts, snapshot: Snapshot | None) -> None:
+    await checkouts.close()
+    if snapshot is not None:
+        await delete_snapshot(repo, snapshot)

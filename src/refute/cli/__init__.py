@@ -1,0 +1,5 @@
+"""The `refute` command line."""
+
+from refute.cli.main import cli, main
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,399 @@
+"""The `refute` command line. All printing and every exit code live here.
+
+Exit codes:
+  0    the session completed (whatever the verdicts)
+  2    bad input or usage (one line on stderr, never a traceback)
+  3    the control run did not reproduce the bug (every verdict is unreliable)
+  4    infrastructure failure (git, the filesystem, the session store)
+  130  interrupted (after cleanup; `refute resume SESSION` finishes the session)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from refute import __version__, app, reports
+from refute.cli.progress import Progress
+from refute.cli.signals import run_interruptible
+from refute.document import EXIT_CODES
+from refute.errors import ErrorKind, Interrupted, RefuteError
+
+#: The one exit-code table: how each kind of failure ends the process (document.EXIT_CODES
+#: holds the numbers, which session documents record too).
+EXIT_USAGE = EXIT_CODES["usage"]
+EXIT_INFRASTRUCTURE = EXIT_CODES["infrastructure"]
+EXIT_INTERRUPTED = EXIT_CODES["interrupted"]
+_EXIT_BY_KIND: dict[ErrorKind, int] = {
+    "usage": EXIT_USAGE,
+    "infrastructure": EXIT_INFRASTRUCTURE,
+    "interrupted": EXIT_INTERRUPTED,
+}
+FORMATS = ("text", "json", "markdown", "junit", "html")
+
+
+def _console() -> Console:
+    """A console for stdout; when it is not a terminal, wide enough that ids never wrap."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def _add_plain_row(table: Table, *cells: str) -> None:
+    """A table row whose cells are shown as they are (user text is never rich markup)."""
+    table.add_row(*(Text(cell) for cell in cells))
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    """One line on stderr and the exit code; the CLI never shows a traceback for input."""
+    one_line = " ".join(str(message).split())
+    click.echo(f"refute: error: {one_line}", err=True)
+    raise SystemExit(code)
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def _emit_report(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
+    if output is not None:
+        text = reports.render(doc, fmt)
+        try:
+            output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        except OSError as exc:
+            _fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_INFRASTRUCTURE)
+        click.echo(f"refute: {fmt} report written to {output}", err=True)
+        return
+    if fmt == "text":
+        color = sys.stdout.isatty()
+        width = Console().width if color else 100
+        click.echo(reports.render(doc, "text", color=color, width=width), nl=False)
+    else:
+        text = reports.render(doc, fmt)
+        click.echo(text if text.endswith("\n") else text + "\n", nl=False)
+
+
+def _run_with_progress(
+    factory: Callable[[Progress], Coroutine[Any, Any, dict[str, Any]]],
+) -> dict[str, Any]:
+    progress = Progress(live=sys.stderr.isatty())
+    try:
+        return run_interruptible(lambda: factory(progress))
+    except Interrupted:
+        progress.stop()
+        hint = (
+            f"; finish it with `refute resume {progress.session_id}`" if progress.session_id else ""
+        )
+        click.echo(f"refute: interrupted, cleaned up{hint}", err=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    finally:
+        progress.stop()
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="refute")
+def cli() -> None:
+    """refute: test competing bug hypotheses concurrently, each in its own git worktree.
+
+    \b
+    A plan (YAML or JSON, see `refute schema` and docs/plan.md) lists hypotheses about a
+    bug, each with a falsification test. `refute run plan.yaml` runs every test in its own
+    worktree of the same commit and reports which hypotheses survive.
+
+    \b
+    Exit codes:
+      0    the session completed (whatever the verdicts)
+      2    bad input or usage
+      3    the control run did not reproduce the bug
+      4    infrastructure failure (git, filesystem, session store)
+      130  interrupted (after cleanup; `refute resume` finishes the session)
+    """
+
+
+def _jobs(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    if value == "auto":
+        return "auto"
+    try:
+        number = int(value)
+    except ValueError:
+        _fail(f"-j/--jobs: must be a number >= 1 or 'auto', got {value!r}", EXIT_USAGE)
+    if number < 1:
+        _fail(f"-j/--jobs: must be a number >= 1 or 'auto', got {value!r}", EXIT_USAGE)
+    return number
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        _fail(f"{name}: must be > 0, got {value}", EXIT_USAGE)
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(path_type=Path))
+@click.option(
+    "-j", "--jobs", help="Tests at once: a number or 'auto' (default: the plan's, else 5)."
+)
+@click.option("--timeout", type=float, help="Seconds per test run (overrides the plan's default).")
+@click.option("--repeat", type=int, help="Runs per hypothesis (overrides the plan).")
+@click.option("--no-parallel", is_flag=True, help="Run one test at a time.")
+@click.option("--max-hypotheses", type=int, help="Keep only the K best-ranked hypotheses.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report to FILE.")
+@click.option("--keep-worktrees", is_flag=True, help="Keep every worktree after the run.")
+@click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
+def run(
+    plan: Path,
+    jobs: str | None,
+    timeout: float | None,
+    repeat: int | None,
+    no_parallel: bool,
+    max_hypotheses: int | None,
+    fmt: str,
+    output: Path | None,
+    keep_worktrees: bool,
+    repo: Path,
+) -> int:
+    """Run a plan: every hypothesis' test in its own worktree, concurrently."""
+    _positive("--timeout", timeout)
+    _positive("--repeat", repeat)
+    _positive("--max-hypotheses", max_hypotheses)
+    options = app.RunOptions(
+        jobs=_jobs(jobs),
+        timeout=timeout,
+        repeat=repeat,
+        parallel=not no_parallel,
+        max_hypotheses=max_hypotheses,
+        keep_worktrees=keep_worktrees,
+    )
+    doc = _run_with_progress(
+        lambda progress: app.run_plan(
+            plan,
+            repo=repo,
+            options=options,
+            on_event=progress.event,
+            on_created=progress.created,
+        )
+    )
+    _emit_report(doc, fmt, output)
+    return int(doc["session"]["exit_code"] or 0)
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(path_type=Path))
+@click.option("-j", "--jobs", help="Tests at once: a number or 'auto'.")
+@click.option("--max-hypotheses", type=int, help="Keep only the K best-ranked hypotheses.")
+@click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
+def check(plan: Path, jobs: str | None, max_hypotheses: int | None, repo: Path) -> int:
+    """Validate and rank a plan, show what would run and the parallelization decision."""
+    _positive("--max-hypotheses", max_hypotheses)
+    options = app.RunOptions(jobs=_jobs(jobs), max_hypotheses=max_hypotheses)
+    spec = run_interruptible(lambda: app.check(plan, repo=repo, options=options))
+    console = _console()
+    # Plan text is the user's: never read as rich markup (`[x]` in a bug title is text).
+    console.print(f"plan {plan}: valid. bug: {spec.bug}", markup=False, highlight=False)
+    table = Table(title="would run, in this order")
+    for column in (
+        "rank",
+        "id",
+        "score",
+        "est. s",
+        "runs",
+        "timeout s",
+        "patch",
+        "supported if",
+        "depends on",
+    ):
+        table.add_column(column)
+    for rank, (hyp, fields) in enumerate(zip(spec.hypotheses, spec.specs, strict=True), start=1):
+        _add_plain_row(
+            table,
+            str(rank),
+            hyp.id,
+            f"{fields.get('score', 0):.2f}",
+            f"{hyp.estimated_test_time:g}",
+            str(hyp.repeat),
+            f"{hyp.timeout or spec.config.test_timeout:g}",
+            Path(hyp.patch).name if hyp.patch else "",
+            str(fields.get("supported_if", "fails")),
+            ", ".join(fields.get("depends_on") or []),
+        )
+    console.print(table)
+    dropped = spec.settings.get("dropped") or []
+    if dropped:
+        console.print(f"dropped by max_hypotheses: {', '.join(dropped)}", markup=False)
+    if spec.control is not None:
+        control = " ".join(spec.control.argv() or [])
+        console.print(f"control: {control} (on the unmodified base)", markup=False, highlight=False)
+    decision = spec.parallel_decision or {}
+    verdict = "yes" if decision.get("parallel") else "no"
+    console.print(
+        f"parallelize (the seed's rule, advisory): {verdict} — {decision.get('reason', '')}."
+        f" `refute run` uses concurrency {spec.config.concurrency()} either way;"
+        " --no-parallel or -j 1 runs one test at a time.",
+        markup=False,
+        highlight=False,
+    )
+    return 0
+
+
+@cli.command()
+@click.argument("session", required=False)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report to FILE.")
+@click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
+def show(session: str | None, fmt: str, output: Path | None, repo: Path) -> int:
+    """Show a stored session (default: the latest of this repository) in any format."""
+    doc = run_interruptible(lambda: app.show(session, repo=repo))
+    _emit_report(doc, fmt, output)
+    return 0
+
+
+@cli.command()
+@click.option("--all", "all_repos", is_flag=True, help="Sessions of every repository.")
+@click.option("-n", "--limit", type=int, default=20, show_default=True)
+@click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
+def history(all_repos: bool, limit: int, repo: Path) -> int:
+    """List recorded sessions, newest first."""
+    rows = run_interruptible(lambda: app.history(repo=repo, all_repos=all_repos, limit=limit))
+    table = Table(title="refute sessions")
+    for column in ("session", "started", "status", "exit", "verdicts", "bug"):
+        table.add_column(column)
+    for row in rows:
+        counts = row.get("counts") or {}
+        verdicts = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+        _add_plain_row(
+            table,
+            row["id"],
+            str(row.get("started_at") or ""),
+            str(row.get("status") or ""),
+            "" if row.get("exit_code") is None else str(row["exit_code"]),
+            verdicts,
+            str(row.get("bug") or "")[:60],
+        )
+    _console().print(table)
+    if not rows:
+        click.echo("no sessions yet")
+    return 0
+
+
+@cli.command()
+@click.argument("session")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report to FILE.")
+def resume(session: str, fmt: str, output: Path | None) -> int:
+    """Run again the tests of SESSION that have no final result (after a crash or Ctrl-C)."""
+    outcome: list[app.ResumeResult] = []
+
+    async def go(progress: Progress) -> dict[str, Any]:
+        result = await app.resume(session, on_event=progress.event, on_created=progress.created)
+        outcome.append(result)
+        return result.document
+
+    doc = _run_with_progress(go)
+    if outcome and not outcome[0].ran:
+        click.echo(f"refute: session {doc['session']['id']} has nothing left to run", err=True)
+    _emit_report(doc, fmt, output)
+    return int(doc["session"]["exit_code"] or 0)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
+def clean(dry_run: bool, repo: Path) -> int:
+    """Remove what dead refute processes left: worktrees, refs, processes, temp files."""
+    result = run_interruptible(lambda: app.clean(repo, dry_run=dry_run))
+    report = result.report
+    verb = "would remove" if dry_run else "removed"
+    if result.repository is None:
+        click.echo(f"refute: {repo} is not a git repository; only processes were checked", err=True)
+    for path in report.worktrees:
+        click.echo(f"{verb} worktree {path}")
+    for ref in report.refs:
+        click.echo(f"{verb} ref {ref}")
+    for path in report.temporary:
+        click.echo(f"{verb} temporary {path}")
+    for pid in report.processes:
+        click.echo(f"{'would stop' if dry_run else 'stopped'} process {pid}")
+    if report.nothing_to_do:
+        click.echo("nothing to clean")
+    for kept in report.kept:
+        click.echo(f"kept {kept}")
+    return 0
+
+
+@cli.command()
+@click.option(
+    "--report", "which", flag_value="report", help="The report (session document) schema."
+)
+@click.option("--plan", "which", flag_value="plan", default=True, help="The plan schema (default).")
+def schema(which: str) -> int:
+    """Print the JSON Schema of plan files (or, with --report, of JSON reports)."""
+    import json  # noqa: PLC0415 - only this command needs it
+
+    from refute.plan import plan_json_schema  # noqa: PLC0415 - only this command needs it
+
+    data = reports.REPORT_JSON_SCHEMA if which == "report" else plan_json_schema()
+    click.echo(json.dumps(data, indent=2))
+    return 0
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+def demo(fmt: str) -> int:
+    """Run the built-in example: a planted bug, four hypotheses, a control."""
+
+    def announce(repo: Path) -> None:
+        click.echo(f"refute demo: a throwaway repository at {repo} (removed afterwards)", err=True)
+
+    doc = _run_with_progress(
+        lambda progress: app.demo(
+            announce=announce, on_event=progress.event, on_created=progress.created
+        )
+    )
+    _emit_report(doc, fmt, None)
+    return int(doc["session"]["exit_code"] or 0)
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console entry point: runs the command, maps errors to one line and an exit code."""
+    try:
+        result = cli.main(args=argv, prog_name="refute", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except click.ClickException as exc:
+        _fail(f"{exc.format_message()} (see `refute --help`)", exc.exit_code)
+    except Interrupted:
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except RefuteError as exc:
+        _fail(str(exc), _EXIT_BY_KIND[exc.kind])
+    except KeyboardInterrupt:
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_INFRASTRUCTURE)
+    except Exception as exc:  # the last line of defence: still one line, exit 4
+        if os.environ.get("REFUTE_DEBUG"):
+            traceback.print_exc()
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (set REFUTE_DEBUG=1 for details)",
+            EXIT_INFRASTRUCTURE,
+        )
+    raise SystemExit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

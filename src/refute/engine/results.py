@@ -1,0 +1,161 @@
+"""Result shaping, shared by every backend: how a process' end becomes one
+`TestExecutionResult` (exit classification, messages, metrics), what a run that never
+started or never finished looks like, and how log files are named."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from refute.engine.process import ProcessOutcome, ProcessSpec
+from refute.engine.protocol import Job
+from refute.model import TestExecutionResult, TestResult, classify_exit, seed_confidence
+
+__all__ = [
+    "NOT_RUN_MESSAGE",
+    "error_result",
+    "exit_message",
+    "log_paths",
+    "not_run_result",
+    "outcome_result",
+    "seed_script",
+]
+
+NOT_RUN_MESSAGE = "not run: the run was cancelled before this test finished"
+
+
+def log_paths(log_dir: Path | None, job: Job) -> tuple[Path | None, Path | None]:
+    """`<log_dir>/<stem>.stdout.log` and `.stderr.log`, or (None, None); the stem is the
+    job's `log_stem`, by default `<key>.run<attempt>`."""
+    if log_dir is None:
+        return None, None
+    stem = job.log_stem or f"{job.key}.run{job.attempt}"
+    return log_dir / f"{stem}.stdout.log", log_dir / f"{stem}.stderr.log"
+
+
+def seed_script(cwd: Path, job: Job) -> Path:
+    """The seed's convention for a job without a command."""
+    return cwd / ".falsification" / f"test_{job.key}.sh"
+
+
+def outcome_result(
+    job: Job, spec: ProcessSpec, outcome: ProcessOutcome, slot: int
+) -> TestExecutionResult:
+    """The result of a process that was started (or failed to start)."""
+    exit_code: int
+    message = ""
+    if outcome.spawn_error is not None:
+        result, exit_code, message = _spawn_failure(outcome.spawn_error, spec)
+    elif outcome.timed_out:
+        result, exit_code = TestResult.TIMEOUT, 124
+        message = (
+            f"timed out after {spec.timeout:g}s (test timeout {spec.timeout:g}s);"
+            " the test's process tree was stopped"
+        )
+    elif outcome.exit_code is None:
+        result, exit_code, message = TestResult.ERROR, -1, outcome.status_error
+    else:
+        exit_code = outcome.exit_code
+        result = classify_exit(exit_code, dict(job.exit_codes))
+        message = exit_message(exit_code, result)
+    metrics: dict[str, Any] = {
+        "confidence": seed_confidence(result, outcome.duration),
+        "attempt": job.attempt,
+        "slot": slot,
+        "stdout_bytes": outcome.stdout.total,
+        "stderr_bytes": outcome.stderr.total,
+        "stdout_truncated": outcome.stdout.truncated,
+        "stderr_truncated": outcome.stderr.truncated,
+        "cleanup_seconds": round(outcome.cleanup_seconds, 6),
+    }
+    if outcome.leftovers_killed:
+        metrics["leftover_processes_killed"] = outcome.leftovers_killed
+    if outcome.output_abandoned:
+        metrics["output_abandoned"] = True
+    notes = [n for n in (outcome.stdout.log_error, outcome.stderr.log_error, *outcome.notes) if n]
+    if notes:
+        metrics["notes"] = notes
+    return TestExecutionResult(
+        hypothesis_id=job.key,
+        result=result,
+        duration=outcome.duration,
+        stdout=outcome.stdout.text(),
+        stderr=outcome.stderr.text(),
+        exit_code=exit_code,
+        worktree_path=str(spec.cwd),
+        error_message=message,
+        metrics=metrics,
+        stdout_log=str(spec.stdout_log) if spec.stdout_log and not outcome.stdout.log_error else "",
+        stderr_log=str(spec.stderr_log) if spec.stderr_log and not outcome.stderr.log_error else "",
+        started_at=outcome.started_at,
+    )
+
+
+def error_result(
+    job: Job, message: str, exit_code: int, *, worktree: Path | str | None = None
+) -> TestExecutionResult:
+    """A run that could not start: no place to run, a missing script, a failed checkout."""
+    return TestExecutionResult(
+        hypothesis_id=job.key,
+        result=TestResult.ERROR,
+        duration=0.0,
+        exit_code=exit_code,
+        worktree_path=str(worktree or job.cwd or ""),
+        error_message=message,
+        metrics={
+            "confidence": seed_confidence(TestResult.ERROR, 0.0),
+            "attempt": job.attempt,
+        },
+    )
+
+
+def not_run_result(job: Job) -> TestExecutionResult:
+    """A run that was cancelled before it finished (or before it started)."""
+    return TestExecutionResult(
+        hypothesis_id=job.key,
+        result=TestResult.SKIP,
+        duration=0.0,
+        exit_code=-1,
+        worktree_path=str(job.cwd or ""),
+        error_message=NOT_RUN_MESSAGE,
+        metrics={"not_run": True, "attempt": job.attempt, "confidence": 0.0},
+    )
+
+
+def _spawn_failure(exc: Exception, spec: ProcessSpec) -> tuple[TestResult, int, str]:
+    command = spec.argv[0] if spec.argv else ""
+    if isinstance(exc, FileNotFoundError):
+        if exc.filename is not None and str(exc.filename) == str(spec.cwd):
+            return TestResult.ERROR, 126, f"worktree not found: {spec.cwd}"
+        return TestResult.ERROR, 127, f"test command not found: {command}"
+    if isinstance(exc, PermissionError):
+        return (
+            TestResult.ERROR,
+            126,
+            f"test command is not executable (permission denied): {command}",
+        )
+    if isinstance(exc, OSError):
+        return (
+            TestResult.ERROR,
+            126,
+            f"could not start test command {command}: {exc.strerror or exc}",
+        )
+    return TestResult.ERROR, 126, f"invalid test command: {exc}"
+
+
+def exit_message(exit_code: int, result: TestResult) -> str:
+    """What an exit status means, for the result's `error_message` ("" for PASS/FAIL)."""
+    if exit_code < 0:
+        try:
+            name = signal.Signals(-exit_code).name
+        except ValueError:
+            name = f"signal {-exit_code}"
+        return f"killed by {name}"
+    if result is not TestResult.ERROR:
+        return ""
+    if exit_code == 126:
+        return "exit 126: the test's command could not be executed"
+    if exit_code == 127:
+        return "exit 127: the test's command was not found"
+    return f"exit {exit_code}: the test harness crashed (128+N means killed by signal N)"

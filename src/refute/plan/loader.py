@@ -1,0 +1,242 @@
+"""Reading a plan file and parsing its YAML (or JSON) safely, remembering every line.
+
+`_read` refuses what is not a small regular file before reading it; `_compose` builds
+plain data from the parser's events, refusing anchors, aliases, duplicate keys and tags
+outside the core schema, and records the line of each value for error messages.
+Validation against the models is `refute.plan`'s job.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from refute.errors import PlanError, one_line
+from refute.plan.errors import Loc, _format_loc, _Lines, _show
+
+try:
+    from yaml import CSafeLoader as _SafeLoaderBase
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader as _SafeLoaderBase  # type: ignore[assignment]
+
+#: Plans larger than this are refused before a single byte is parsed.
+MAX_PLAN_BYTES = 1024 * 1024
+#: Deepest nesting of mappings and lists a plan may use (a real plan needs 4).
+MAX_NESTING = 32
+
+_CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = frozenset(
+    _CORE + name for name in ("str", "int", "float", "bool", "null", "timestamp")
+)
+
+
+class _PlanLoader(_SafeLoaderBase):
+    """The safe loader, plus JSON's exponent floats (`1e3`, which YAML 1.1 reads as a
+    string). `_compose` drives it event by event, so anchors, aliases, duplicate keys and
+    tags outside the core schema are refused before anything is built from them."""
+
+
+_PlanLoader.add_implicit_resolver(
+    _CORE + "float",
+    re.compile(r"^[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+class _Container:
+    __slots__ = ("data", "key", "loc")
+
+    def __init__(self, data: dict[Any, Any] | list[Any], loc: Loc) -> None:
+        self.data = data
+        self.loc = loc
+        self.key: Any = _NO_KEY
+
+
+_NO_KEY = object()
+
+
+def _compose(loader: _PlanLoader, name: str) -> tuple[object, _Lines]:
+    """Build plain data from the loader's events, recording where each value is."""
+    lines = _Lines({}, {})
+
+    def refuse(message: str, line: int, loc: Loc = ()) -> PlanError:
+        return PlanError(name, _format_loc(loc), message, line)
+
+    loader.get_event()  # StreamStartEvent
+    if loader.check_event(yaml.StreamEndEvent):
+        return None, lines
+    loader.get_event()  # DocumentStartEvent
+    stack: list[_Container] = []
+    root: object = None
+    while True:
+        event = loader.get_event()
+        if event is None:  # pragma: no cover - the parser raises before running out
+            raise refuse("unexpected end of the YAML text", 1)
+        line = event.start_mark.line + 1 if event.start_mark else 1
+        top = stack[-1] if stack else None
+        if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            stack.pop()
+            if not stack:
+                break
+            continue
+        if top is None:
+            loc: Loc = ()
+        elif isinstance(top.data, list):
+            loc = (*top.loc, len(top.data))
+        else:
+            loc = top.loc if top.key is _NO_KEY else (*top.loc, top.key)
+        if isinstance(event, yaml.AliasEvent):
+            raise refuse("YAML aliases (*name) are not allowed", line, loc)
+        if getattr(event, "anchor", None) is not None:
+            raise refuse("YAML anchors (&name) are not allowed", line, loc)
+        value: object
+        if isinstance(event, yaml.ScalarEvent):
+            value = _scalar(loader, event, refuse, line, loc)
+        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            kind = "seq" if isinstance(event, yaml.SequenceStartEvent) else "map"
+            tag = event.tag
+            if tag not in {None, "!", _CORE + kind}:
+                raise refuse(f"YAML tag {_short_tag(tag)} is not allowed", line, loc)
+            if isinstance(top, _Container) and isinstance(top.data, dict) and top.key is _NO_KEY:
+                raise refuse("a mapping key must be a plain value", line, loc)
+            if len(stack) >= MAX_NESTING:
+                raise refuse(f"nested more than {MAX_NESTING} levels deep", line, loc)
+            value = {} if kind == "map" else []
+        else:  # pragma: no cover - the parser emits no other event inside a document
+            raise refuse(f"unexpected YAML event {type(event).__name__}", line, loc)
+        # Place the value: as the root, a list item, a mapping key, or a mapping value.
+        if top is None:
+            root, here = value, ()
+        elif isinstance(top.data, list):
+            here = (*top.loc, len(top.data))
+            top.data.append(value)
+        elif top.key is _NO_KEY:
+            here = (*top.loc, value)
+            if value in top.data:
+                raise refuse(f"duplicate key {_show(value)}", line, here)
+            top.key = value
+            lines.keys[here] = line
+            continue
+        else:
+            here = (*top.loc, top.key)
+            top.data[top.key] = value
+            top.key = _NO_KEY
+        lines.values[here] = line
+        if isinstance(value, dict | list):
+            stack.append(_Container(value, here))
+        elif not stack:
+            break
+    loader.get_event()  # DocumentEndEvent
+    if not loader.check_event(yaml.StreamEndEvent):
+        event = loader.peek_event()
+        mark = event.start_mark if event else None
+        second = mark.line + 1 if mark else None
+        raise PlanError(name, "", "a plan is one YAML document (found a second one)", second)
+    return root, lines
+
+
+def _scalar(
+    loader: _PlanLoader,
+    event: yaml.ScalarEvent,
+    refuse: Callable[[str, int, Loc], PlanError],
+    line: int,
+    loc: Loc,
+) -> object:
+    tag = event.tag
+    if tag is None or tag == "!":
+        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
+    if tag == _CORE + "merge":
+        raise refuse("YAML merge keys (<<) are not allowed", line, loc)
+    if tag not in _SCALAR_TAGS:
+        raise refuse(f"YAML tag {_short_tag(tag)} is not allowed", line, loc)
+    node = yaml.ScalarNode(tag, event.value, None, None, event.style)
+    try:
+        return loader.construct_object(node)
+    except Exception:  # the constructors raise ValueError, AttributeError, ...: all bad input
+        raise refuse(f"cannot read {_show(event.value)} as {_short_tag(tag)}", line, loc) from None
+
+
+def _short_tag(tag: str | None) -> str:
+    tag = tag or "?"
+    return one_line("!!" + tag.removeprefix(_CORE) if tag.startswith(_CORE) else tag)
+
+
+def _read(path: Path, name: str) -> bytes:
+    """The file's bytes; refuses directories, FIFOs and devices, and anything > 1 MiB
+    before reading it (O_NONBLOCK: opening a FIFO must not wait for a writer)."""
+
+    def too_large(size: object) -> PlanError:
+        limit = f"a plan may have at most {MAX_PLAN_BYTES} bytes (1 MiB)"
+        return PlanError(name, "", f"is too large ({size} bytes; {limit})")
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise PlanError(name, "", "file not found") from None
+    except PermissionError:
+        raise PlanError(name, "", "permission denied") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise PlanError(name, "", f"cannot open: {getattr(exc, 'strerror', None) or exc}") from None
+    data = bytearray()
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise PlanError(name, "", "is a directory, not a plan file")
+        if not stat.S_ISREG(info.st_mode):
+            raise PlanError(name, "", "is not a regular file")
+        if info.st_size > MAX_PLAN_BYTES:
+            raise too_large(info.st_size)
+        while len(data) <= MAX_PLAN_BYTES:
+            chunk = os.read(fd, MAX_PLAN_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as exc:
+        raise PlanError(name, "", f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PLAN_BYTES:  # it grew after fstat
+        raise too_large(f"more than {MAX_PLAN_BYTES}")
+    return bytes(data)
+
+
+def _read_text(path: Path, name: str) -> str:
+    """`_read`'s bytes decoded as UTF-8 (a BOM is dropped); refuses anything else."""
+    data = _read(path, name)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        bad = data[exc.start]
+        raise PlanError(name, "", f"is not UTF-8 text (byte 0x{bad:02x})", line) from None
+    return text
+
+
+def _parse_yaml(text: str, name: str) -> tuple[dict[Any, Any], _Lines]:
+    """The plan text as plain data (a mapping) and the lines of its values, before validation."""
+    loader = _PlanLoader(text)
+    try:
+        data, lines = _compose(loader, name)
+    except PlanError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        problem = exc.problem or exc.context or "malformed"
+        raise PlanError(name, "", f"invalid YAML: {problem}", line) from None
+    except yaml.YAMLError as exc:
+        raise PlanError(name, "", f"invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    if data is None:
+        raise PlanError(name, "", "the plan is empty")
+    if not isinstance(data, dict):
+        raise PlanError(
+            name, "", f"the top level must be a mapping (key: value), got {_show(data)}", 1
+        )
+    return data, lines

@@ -1,0 +1,538 @@
+"""The plan file: its models, a safe YAML/JSON loader, validation, ranking, JSON Schema.
+
+A plan (version 1, `docs/plan.md`) names the bug, the base commit, defaults, an optional
+setup and control, and the hypotheses. `load_plan` turns a file into a `Plan` or raises
+`PlanError` with a one-line message (`plan.yaml:12: hypotheses[2].timeout: must be a
+number > 0`); nothing else escapes it for bad input. `rank` orders the hypotheses for a
+session; `to_hypotheses` turns them into the seed's `Hypothesis` objects. Reading and YAML
+parsing live in `_plan_loader`, the field types in `_plan_fields`, messages in `_plan_errors`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import shlex
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from refute.document import CONTROL_ID
+from refute.errors import ConfigError
+from refute.model import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_SETUP_TIMEOUT,
+    DEFAULT_TEST_TIMEOUT,
+    FalsificationConfig,
+    Hypothesis,
+    TestResult,
+)
+from refute.plan.errors import Loc, Models, _expect, _fail, _plan_error, _show
+from refute.plan.fields import (
+    RESERVED_IDS,
+    Command,
+    Count,
+    Env,
+    Estimate,
+    Outcome,
+    Seconds,
+    Share,
+    Text,
+    Weight,
+    _commit_ish,
+    _exit_code_keys,
+    _hypothesis_id,
+    _no_nul,
+    _relative_path,
+    _version,
+)
+from refute.plan.loader import MAX_NESTING, MAX_PLAN_BYTES, _parse_yaml, _read_text
+
+# The plan's API, including the names re-exported from the private modules.
+__all__ = [
+    "MAX_NESTING",
+    "MAX_PLAN_BYTES",
+    "PLAN_SCHEMA_URI",
+    "RESERVED_IDS",
+    "Command",
+    "ControlSpec",
+    "Count",
+    "Defaults",
+    "Env",
+    "Estimate",
+    "HypothesisSpec",
+    "Loc",
+    "Outcome",
+    "Plan",
+    "RankedHypothesis",
+    "Ranking",
+    "RunOrder",
+    "Seconds",
+    "Share",
+    "Text",
+    "Weight",
+    "load_plan",
+    "parse_plan",
+    "plan_json_schema",
+    "rank",
+    "score",
+    "to_config",
+    "to_control",
+    "to_hypotheses",
+]
+
+PLAN_SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
+
+
+class _Strict(BaseModel):
+    """No coercion (`id: no` stays False and is refused) and no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _check_test(spec: HypothesisSpec | ControlSpec) -> None:
+    """A string test without `shell` must split into arguments (shlex)."""
+    if isinstance(spec.test, str) and not spec.shell:
+        try:
+            argv = shlex.split(spec.test)
+        except ValueError as exc:
+            raise _fail(f"cannot be split into arguments ({exc})", "test") from None
+        if not argv:
+            raise _fail("must not be empty", "test")
+
+
+class Defaults(_Strict):
+    """Settings every hypothesis (and the control) inherits unless it sets its own."""
+
+    timeout: Seconds = Field(
+        default=DEFAULT_TEST_TIMEOUT, description="Seconds one run may take (> 0)."
+    )
+    repeat: Count = Field(default=1, description="Runs per hypothesis (>= 1).")
+    env: Env = Field(default_factory=dict, description="Environment variables (str -> str).")
+
+
+class ControlSpec(_Strict):
+    """A test run on the unmodified base; it must reproduce the bug (fail)."""
+
+    test: Command = Field(description="argv list, or a string split with shlex.")
+    timeout: Seconds | None = Field(default=None, description="Default: defaults.timeout.")
+    repeat: Count | None = Field(default=None, description="Default: defaults.repeat.")
+    env: Env = Field(default_factory=dict, description="Merged over defaults.env.")
+    shell: bool = Field(default=False, description="true: a string test runs with sh -c.")
+
+    @model_validator(mode="after")
+    def _splittable(self) -> Self:
+        _check_test(self)
+        return self
+
+
+class Ranking(_Strict):
+    """Weights of the score: probability·w_p + impact·w_i - test_complexity·w_c."""
+
+    probability_weight: Weight = 0.5
+    impact_weight: Weight = 0.3
+    complexity_weight: Weight = 0.2
+
+
+class HypothesisSpec(_Strict):
+    """One hypothesis as written in the plan (defaults not applied yet)."""
+
+    id: Annotated[str, AfterValidator(_hypothesis_id)] = Field(
+        description="Safe slug [a-z0-9][a-z0-9._-]{0,63}; no '..', no '.lock' suffix, "
+        "not 'control'; unique."
+    )
+    description: Text
+    test: Command | None = Field(
+        default=None, description="Default: the worktree's .falsification/test_<id>.sh."
+    )
+    shell: bool = Field(default=False, description="true: a string test runs with sh -c.")
+    patch: Annotated[str, Field(min_length=1), AfterValidator(_no_nul)] | None = Field(
+        default=None, description="A diff applied first; relative to the plan file's directory."
+    )
+    supported_if: Literal["fails", "passes"] = Field(
+        default="fails", description="passes: the patch is a candidate fix."
+    )
+    estimated_test_time: Estimate = 0.0
+    probability: Share = 0.5
+    impact: Share = 0.5
+    test_complexity: Share = 0.5
+    timeout: Seconds | None = Field(default=None, description="Default: defaults.timeout.")
+    repeat: Count | None = Field(default=None, description="Default: defaults.repeat.")
+    env: Env = Field(default_factory=dict, description="Merged over defaults.env.")
+    depends_on: list[str] = Field(default_factory=list, description="Ids that run first.")
+    test_strategy: str = ""
+    expected_behavior: str = ""
+
+    @field_validator("patch")
+    @classmethod
+    def _patch_exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        base_dir = (info.context or {}).get("base_dir")
+        if value is not None and base_dir is not None:
+            target = Path(base_dir) / value
+            try:
+                if target.is_file():
+                    return value
+                problem = "is not a file" if target.exists() else "not found"
+            except OSError as exc:  # a name too long, a permission denied on the way
+                problem = f"cannot be read ({exc.strerror or exc})"
+            raise _fail(f"{problem}: {target}")
+        return value
+
+    @model_validator(mode="after")
+    def _splittable(self) -> Self:
+        _check_test(self)
+        return self
+
+
+class Plan(_Strict):
+    """A plan file, version 1 (`docs/plan.md`)."""
+
+    version: Annotated[Literal[1], BeforeValidator(_version)] = Field(
+        description="Plan format version; must be 1."
+    )
+    bug: Text = Field(description="The bug being investigated.")
+    base: Annotated[Text, AfterValidator(_commit_ish)] = Field(
+        default="HEAD", description="The commit every worktree starts from."
+    )
+    include_uncommitted: bool = Field(
+        default=False, description="Test a snapshot of uncommitted work."
+    )
+    defaults: Defaults = Defaults()
+    setup: Command | None = Field(default=None, description="Runs once per worktree before tests.")
+    setup_timeout: Seconds = Field(
+        default=DEFAULT_SETUP_TIMEOUT, description="Seconds the setup may take."
+    )
+    control: ControlSpec | None = None
+    ranking: Ranking = Ranking()
+    max_hypotheses: Count | None = Field(default=None, description="Run only the top k by score.")
+    concurrency: Annotated[
+        Annotated[int, Field(ge=1)] | Literal["auto"],
+        _expect("must be an integer >= 1 or 'auto'"),
+    ] = Field(default=DEFAULT_CONCURRENCY, description="Tests run at once.")
+    keep_paths: list[Annotated[str, AfterValidator(_relative_path)]] | None = Field(
+        default=None, description="Paths the warm pool keeps between sessions (default: its own)."
+    )
+    exit_codes: Annotated[dict[int, Outcome], BeforeValidator(_exit_code_keys)] = Field(
+        default_factory=dict,
+        description="Exit code (or -N for signal N) -> outcome, over the default table.",
+        json_schema_extra={"propertyNames": {"pattern": "^-?[0-9]+$"}},
+    )
+    hypotheses: list[HypothesisSpec] = Field(min_length=1)
+
+    _source: Path | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _check_references(self, info: ValidationInfo) -> Self:
+        seen: dict[str, int] = {}
+        for index, spec in enumerate(self.hypotheses):
+            first = seen.setdefault(spec.id.casefold(), index)
+            if first != index:
+                raise _fail(f"duplicate id (also hypotheses[{first}])", "hypotheses", index, "id")
+        for index, spec in enumerate(self.hypotheses):
+            for position, dependency in enumerate(spec.depends_on):
+                where = ("hypotheses", index, "depends_on", position)
+                if dependency == spec.id:
+                    raise _fail("a hypothesis cannot depend on itself", *where)
+                if dependency not in seen:
+                    raise _fail(f"unknown hypothesis id {_show(dependency)}", *where)
+        cycle = _find_cycle(self.hypotheses)
+        if cycle:
+            index = next(i for i, spec in enumerate(self.hypotheses) if spec.id == cycle[0])
+            path = " -> ".join(cycle)
+            raise _fail(f"dependency cycle: {path}", "hypotheses", index, "depends_on")
+        self._source = (info.context or {}).get("source")
+        return self
+
+    @property
+    def source(self) -> Path | None:
+        """The absolute path of the file this plan was loaded from, if any."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The directory patch paths are relative to (the plan file's directory)."""
+        return self._source.parent if self._source else None
+
+    def ranked(
+        self, max_hypotheses: int | None = None, weights: Ranking | None = None
+    ) -> list[HypothesisSpec]:
+        """The hypotheses to run, in run order (see `rank`)."""
+        return rank(self, max_hypotheses=max_hypotheses, weights=weights).specs
+
+    def exit_code_overrides(self) -> dict[int, TestResult]:
+        """`exit_codes` as `classify_exit` takes them."""
+        return {code: TestResult(outcome) for code, outcome in self.exit_codes.items()}
+
+    def setup_argv(self) -> list[str] | None:
+        """The setup command as an argv list (a string is split with shlex), or None."""
+        if self.setup is None:
+            return None
+        return shlex.split(self.setup) if isinstance(self.setup, str) else list(self.setup)
+
+    @field_validator("setup")
+    @classmethod
+    def _setup_splittable(cls, value: list[str] | str | None) -> list[str] | str | None:
+        if isinstance(value, str):
+            try:
+                shlex.split(value)
+            except ValueError as exc:
+                raise _fail(f"cannot be split into arguments ({exc})") from None
+        return value
+
+
+def _find_cycle(specs: Sequence[HypothesisSpec]) -> list[str]:
+    """One dependency cycle as `[a, b, ..., a]`, or [] (iterative: chains may be long)."""
+    depends = {spec.id: [d for d in spec.depends_on if d != spec.id] for spec in specs}
+    waiting = {node: len(deps) for node, deps in depends.items()}
+    dependents: dict[str, list[str]] = {node: [] for node in depends}
+    for node, deps in depends.items():
+        for dep in deps:
+            dependents.setdefault(dep, []).append(node)
+    ready = [node for node, count in waiting.items() if count == 0]
+    while ready:
+        for node in dependents.get(ready.pop(), []):
+            waiting[node] -= 1
+            if waiting[node] == 0:
+                ready.append(node)
+    stuck = [spec.id for spec in specs if waiting.get(spec.id, 0) > 0]
+    if not stuck:
+        return []
+    # Every stuck node waits on another stuck node: walking dependencies must loop.
+    path, position = [stuck[0]], {stuck[0]: 0}
+    while True:
+        step = next(d for d in depends[path[-1]] if waiting.get(d, 0) > 0)
+        if step in position:
+            return [*path[position[step] :], step]
+        position[step] = len(path)
+        path.append(step)
+
+
+# -- ranking ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RankedHypothesis:
+    """A hypothesis with its score and its rank (1 = highest score among all of the plan)."""
+
+    spec: HypothesisSpec
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class RunOrder:
+    """The outcome of ranking: what runs, in which order, and what was left out.
+
+    `ignored_dependencies` lists `(hypothesis id, dependency id)` pairs whose dependency was
+    dropped by `max_hypotheses`: the hypothesis runs anyway, without waiting for it.
+    """
+
+    selected: tuple[RankedHypothesis, ...]
+    dropped: tuple[RankedHypothesis, ...]
+    ignored_dependencies: tuple[tuple[str, str], ...]
+
+    @property
+    def specs(self) -> list[HypothesisSpec]:
+        return [item.spec for item in self.selected]
+
+    def by_id(self) -> dict[str, RankedHypothesis]:
+        """Every hypothesis of the plan (selected and dropped) by id."""
+        return {item.spec.id: item for item in (*self.selected, *self.dropped)}
+
+
+def score(spec: HypothesisSpec, weights: Ranking | None = None) -> float:
+    """probability·w_p + impact·w_i - test_complexity·w_c, rounded to 12 places so that
+    equal scores compare equal (0.7·0.5 + 0.9·0.3 - 0.3·0.2 is 0.56, not 0.5600000000000001)."""
+    w = weights or Ranking()
+    raw = (
+        spec.probability * w.probability_weight
+        + spec.impact * w.impact_weight
+        - spec.test_complexity * w.complexity_weight
+    )
+    return round(raw, 12)
+
+
+def rank(
+    plan: Plan, *, max_hypotheses: int | None = None, weights: Ranking | None = None
+) -> RunOrder:
+    """Order a plan's hypotheses for a session.
+
+    Scores descending (ties keep plan order); `max_hypotheses` (else the plan's; else all)
+    keeps the top k; the kept ones are then ordered so that each runs after those it
+    depends on, otherwise by rank. A dependency that was not kept is ignored.
+    """
+    limit = max_hypotheses if max_hypotheses is not None else plan.max_hypotheses
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError("max_hypotheses", f"must be an integer >= 1, got {limit!r}")
+    w = weights or plan.ranking
+    scored = [(score(spec, w), index, spec) for index, spec in enumerate(plan.hypotheses)]
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    ranked = [
+        RankedHypothesis(spec, value, place) for place, (value, _, spec) in enumerate(scored, 1)
+    ]
+    kept = ranked if limit is None else ranked[:limit]
+    dropped = [] if limit is None else ranked[limit:]
+    kept_ids = {item.spec.id for item in kept}
+    ignored = tuple(
+        (item.spec.id, dep) for item in kept for dep in item.spec.depends_on if dep not in kept_ids
+    )
+    return RunOrder(tuple(_topological(kept, kept_ids)), tuple(dropped), ignored)
+
+
+def _topological(items: list[RankedHypothesis], ids: set[str]) -> Iterator[RankedHypothesis]:
+    """Kahn's algorithm, always taking the best-ranked hypothesis whose dependencies ran."""
+    by_id = {item.spec.id: item for item in items}
+    waiting = {item.spec.id: len({d for d in item.spec.depends_on if d in ids}) for item in items}
+    dependents: dict[str, list[str]] = {item.spec.id: [] for item in items}
+    for item in items:
+        for dep in {d for d in item.spec.depends_on if d in ids}:
+            dependents[dep].append(item.spec.id)
+    ready = [(item.rank, item.spec.id) for item in items if waiting[item.spec.id] == 0]
+    heapq.heapify(ready)
+    while ready:
+        _, node = heapq.heappop(ready)
+        yield by_id[node]
+        for follower in dependents[node]:
+            waiting[follower] -= 1
+            if waiting[follower] == 0:
+                heapq.heappush(ready, (by_id[follower].rank, follower))
+
+
+# -- conversion to the seed's model ----------------------------------------------------------
+
+
+def to_hypotheses(
+    plan: Plan, specs: Sequence[HypothesisSpec] | None = None, *, base_dir: Path | None = None
+) -> list[Hypothesis]:
+    """The seed's `Hypothesis` objects for `specs` (default: `plan.ranked()`), in that order.
+
+    Applies the plan's defaults (timeout, repeat, env merged under the hypothesis' own),
+    resolves patch paths to absolute ones (against `base_dir`, else the plan file's
+    directory, else the current directory) and keeps only dependencies among `specs`.
+    """
+    chosen = list(specs) if specs is not None else plan.ranked()
+    root = base_dir or plan.base_dir or Path.cwd()
+    ids = {spec.id for spec in chosen}
+    result = []
+    for spec in chosen:
+        patch = str((root / spec.patch).resolve()) if spec.patch is not None else None
+        result.append(
+            Hypothesis(
+                id=spec.id,
+                description=spec.description,
+                test_strategy=spec.test_strategy,
+                expected_behavior=spec.expected_behavior,
+                estimated_test_time=spec.estimated_test_time,
+                probability=spec.probability,
+                impact=spec.impact,
+                test_complexity=spec.test_complexity,
+                dependencies=[dep for dep in dict.fromkeys(spec.depends_on) if dep in ids],
+                test=_copy_command(spec.test),
+                shell=spec.shell,
+                patch=patch,
+                env={**plan.defaults.env, **spec.env},
+                repeat=spec.repeat if spec.repeat is not None else plan.defaults.repeat,
+                timeout=spec.timeout if spec.timeout is not None else plan.defaults.timeout,
+            )
+        )
+    return result
+
+
+def to_control(plan: Plan) -> Hypothesis | None:
+    """The control run as a `Hypothesis` with id "control" (no patch), or None."""
+    control = plan.control
+    if control is None:
+        return None
+    return Hypothesis(
+        id=CONTROL_ID,
+        description="control: the unmodified base must reproduce the bug",
+        test=_copy_command(control.test),
+        shell=control.shell,
+        env={**plan.defaults.env, **control.env},
+        repeat=control.repeat if control.repeat is not None else plan.defaults.repeat,
+        timeout=control.timeout if control.timeout is not None else plan.defaults.timeout,
+    )
+
+
+def to_config(
+    plan: Plan,
+    *,
+    max_hypotheses: int | None = None,
+    concurrency: int | Literal["auto"] | None = None,
+    log_dir: Path | None = None,
+) -> FalsificationConfig:
+    """A `FalsificationConfig` from the plan's settings; arguments (the CLI's) win."""
+    limit = max_hypotheses or plan.max_hypotheses or len(plan.hypotheses)
+    return FalsificationConfig(
+        test_timeout=plan.defaults.timeout,
+        max_concurrent_tests=concurrency if concurrency is not None else plan.concurrency,
+        max_hypotheses=limit,
+        probability_weight=plan.ranking.probability_weight,
+        impact_weight=plan.ranking.impact_weight,
+        complexity_weight=plan.ranking.complexity_weight,
+        log_dir=log_dir,
+        exit_code_overrides=plan.exit_code_overrides(),
+    )
+
+
+def _copy_command(command: list[str] | str | None) -> list[str] | str | None:
+    return list(command) if isinstance(command, list) else command
+
+
+def plan_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a plan file (what `refute schema` prints)."""
+    schema = Plan.model_json_schema()
+    schema["title"] = "refute plan (version 1)"
+    return {"$schema": PLAN_SCHEMA_URI, **schema}
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+#: The models by where they sit in a plan, for "did you mean" hints on unknown fields.
+_MODELS: Models = {
+    (): Plan,
+    ("defaults",): Defaults,
+    ("control",): ControlSpec,
+    ("ranking",): Ranking,
+    ("hypotheses", "#"): HypothesisSpec,
+}
+
+
+def load_plan(path: Path | str) -> Plan:
+    """Read, parse and validate a plan file (YAML or JSON); raise `PlanError` if unusable.
+
+    Patch paths are checked against the file's directory, and `Plan.source` remembers the
+    file. Error messages name the file as given.
+    """
+    name = os.fspath(path)
+    text = _read_text(Path(path), name)
+    source = Path(path).resolve()
+    return parse_plan(text, name=name, base_dir=source.parent, source=source)
+
+
+def parse_plan(
+    text: str, *, name: str = "<plan>", base_dir: Path | None = None, source: Path | None = None
+) -> Plan:
+    """Parse and validate plan text. Patch files are checked only when `base_dir` is given.
+
+    `name` is what error messages call the plan.
+    """
+    data, lines = _parse_yaml(text, name)
+    try:
+        return Plan.model_validate(data, context={"base_dir": base_dir, "source": source})
+    except ValidationError as exc:
+        raise _plan_error(name, exc, lines, _MODELS) from None

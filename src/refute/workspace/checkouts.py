@@ -1,0 +1,154 @@
+"""Checkouts: a worktree at any commit, with a patch applied and a setup run, leased from the
+warm pool of one repository and returned when the session is done.
+
+    async with checkouts.at(sha, patch="fix.diff", setup=["make"]) as path:
+        ...
+
+Requests that are equal share one checkout (the repeats of a hypothesis run in the same
+worktree); a failed preparation is remembered and raised again for every run that asks
+for it, so a patch that does not apply is tried once. `Checkouts` implements the engine's
+`Checkouts` protocol (`lease(request, owner)`), which is how a batch gets its worktrees;
+the engine never sees git. Setup commands are run by a `SetupRunner` the app hands in
+(the workspace starts no process but git). Guarantees:
+
+* the user's checkout is never written: worktrees live in refute's cache directory, and
+  every git child runs without inherited GIT_DIR/GIT_WORK_TREE and without hooks;
+* `close()` always releases every lease (call it shielded from cancellation), records the
+  measured costs for the cost model, and cancels preparations still under way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from refute.errors import CheckoutError, GitError, WorktreeError
+from refute.model import DEFAULT_SETUP_TIMEOUT, CheckoutRequest
+from refute.workspace import calibration
+from refute.workspace.pool import Lease, WorktreePool
+from refute.workspace.worktrees import Repository, apply_patch
+
+__all__ = ["Checkouts", "SetupOutcome", "SetupRunner"]
+
+
+@dataclass(frozen=True)
+class SetupOutcome:
+    """How a setup command ended: `ok`, or `message` says why not (one line)."""
+
+    ok: bool
+    seconds: float
+    message: str = ""
+
+
+#: Runs a setup command for a request in its worktree (the request says argv, env, timeout).
+SetupRunner = Callable[[CheckoutRequest, Path], Awaitable[SetupOutcome]]
+
+
+class Checkouts:
+    """Leases, patches and sets up worktrees of one repository; see the module docstring."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        pool: WorktreePool,
+        *,
+        run_setup: SetupRunner | None = None,
+    ) -> None:
+        self.repo = repo
+        self.pool = pool
+        self.run_setup = run_setup
+        self.leases: list[Lease] = []
+        #: Seconds measured per step, for the cost model (`refute.workspace.calibration`).
+        self.samples: dict[str, list[float]] = {
+            "worktree_create": [],
+            "pool_acquire": [],
+            "setup": [],
+        }
+        #: Where each request was checked out (also for failed ones that got a worktree).
+        self.paths: dict[CheckoutRequest, Path] = {}
+        self._prepared: dict[CheckoutRequest, asyncio.Task[Path]] = {}
+        self._closed = False
+
+    @contextlib.asynccontextmanager
+    async def at(
+        self,
+        commit: str,
+        *,
+        patch: str | None = None,
+        setup: Sequence[str] | None = None,
+        setup_timeout: float = DEFAULT_SETUP_TIMEOUT,
+        setup_env: Mapping[str, str] | None = None,
+        owner: str = "checkout",
+    ) -> AsyncIterator[Path]:
+        """A worktree at `commit` (a full sha), patched and set up, for the block's duration
+        (it stays leased, and reusable by equal requests, until `close()`)."""
+        request = CheckoutRequest(
+            owner=owner,
+            commit=commit,
+            patch=patch,
+            setup=tuple(setup) if setup else None,
+            setup_timeout=setup_timeout,
+            setup_env=tuple(sorted((setup_env or {}).items())),
+        )
+        async with self.lease(request) as path:
+            yield path
+
+    @contextlib.asynccontextmanager
+    async def lease(self, request: CheckoutRequest) -> AsyncIterator[Path]:
+        """The engine's protocol: the directory for `request`, prepared once."""
+        yield await self.prepare(request)
+
+    async def prepare(self, request: CheckoutRequest) -> Path:
+        """Prepare (once) and return the worktree for `request`; raises CheckoutError."""
+        if self._closed:
+            raise CheckoutError("the checkouts of this session are closed")
+        task = self._prepared.get(request)
+        if task is None:
+            task = asyncio.create_task(self._prepare(request))
+            self._prepared[request] = task
+        # Shielded: one run being cancelled must not abort a preparation others wait for.
+        return await asyncio.shield(task)
+
+    async def _prepare(self, request: CheckoutRequest) -> Path:
+        owner = request.owner
+        try:
+            lease = await self.pool.acquire(request.commit, owner)
+        except (WorktreeError, GitError, OSError) as exc:
+            raise CheckoutError(f"worktree failed: {exc}") from exc
+        self.leases.append(lease)
+        self.paths[request] = lease.path
+        self.samples["worktree_create" if lease.fresh else "pool_acquire"].append(lease.seconds)
+        if request.patch:
+            try:
+                await apply_patch(lease.path, Path(request.patch), owner)
+            except (WorktreeError, GitError) as exc:
+                raise CheckoutError(str(exc)) from exc
+        if request.setup:
+            if self.run_setup is None:
+                raise CheckoutError("this plan has a setup but no way to run it was given")
+            outcome = await self.run_setup(request, lease.path)
+            if not outcome.ok:
+                raise CheckoutError(f"setup failed ({outcome.message})")
+            self.samples["setup"].append(outcome.seconds)
+        return lease.path
+
+    async def close(self) -> None:
+        """Cancel unfinished preparations, release every lease, record the costs."""
+        self._closed = True
+        for task in self._prepared.values():
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*self._prepared.values(), return_exceptions=True)
+        start = time.monotonic()
+        for lease in self.leases:
+            with contextlib.suppress(Exception):
+                await self.pool.release(lease)
+        if self.leases:
+            self.samples["cleanup"] = [(time.monotonic() - start) / len(self.leases)]
+        with contextlib.suppress(OSError):
+            calibration.record(self.repo.id, self.samples)
+        self.leases = []
