@@ -10,7 +10,10 @@ Runners, all at the same concurrency J:
                     ``asyncio.create_subprocess_exec`` + ``communicate()`` under
                     ``asyncio.Semaphore(J)``, wrapped in ``asyncio.wait_for``;
 * ``xargs``       - ``xargs -r -P J -I {} <argv>`` fed one input line per command;
-* ``parallel``    - GNU ``parallel --will-cite -j J -N0 <argv>`` (when installed).
+* ``parallel``    - GNU ``parallel --will-cite -j J -N0 <argv>`` (when installed);
+* ``baseline``    - with ``--baseline PYTHON``: the ``refute`` runner again, in another
+                    interpreter (e.g. a venv of an older commit), so two versions of the
+                    engine are compared side by side in one run.
 
 Workloads: ``trivial`` (500 x /bin/true at -j8), ``sleep`` (8 x sleep 1 at -j8) and
 ``sleepers`` (256 x sleep 2 at J=256, for peak memory).
@@ -43,6 +46,8 @@ from typing import Any
 
 RUNNERS = ("refute", "thread-pool", "asyncio", "xargs", "parallel")
 PYTHON_RUNNERS = ("refute", "thread-pool", "asyncio")
+#: The `refute` runner in the interpreter given by --baseline (not a --worker runner).
+BASELINE = "baseline"
 WORKLOADS = ("trivial", "sleep", "sleepers")
 RESULT_PREFIX = "BENCH-RESULT "
 #: Per-command timeout given to every Python runner (refute's default test timeout).
@@ -185,9 +190,17 @@ PREPARE = {
 RUNNER_MODULE = {"refute": "refute", "thread-pool": "concurrent.futures", "asyncio": "asyncio"}
 
 
+def _import_runner(runner: str) -> None:
+    module = importlib.import_module(RUNNER_MODULE[runner])
+    if runner == "refute":
+        # `import refute` may load its names lazily (PEP 562): resolving the executor is
+        # what imports the engine, in every layout (refute.executor or refute.compat).
+        getattr(module, "AsyncTestExecutor")  # noqa: B009 - the attribute access is the point
+
+
 def _python_worker(runner: str, wl: Workload, cwd: Path, profile_out: str | None) -> dict[str, Any]:
     t0 = time.perf_counter()
-    importlib.import_module(RUNNER_MODULE[runner])
+    _import_runner(runner)
     startup = time.perf_counter() - t0
     # Every Python worker imports refute, so the three start from the same baseline memory
     # and the peak-RSS comparison measures the engines, not the import lists.
@@ -219,7 +232,11 @@ def _python_worker(runner: str, wl: Workload, cwd: Path, profile_out: str | None
         "peak_rss_kib": self1.ru_maxrss,
         "baseline_rss_kib": baseline,
         "startup": startup,
-        "startup_kind": f"import {RUNNER_MODULE[runner]}",
+        "startup_kind": (
+            "import refute + refute.AsyncTestExecutor"
+            if runner == "refute"
+            else f"import {RUNNER_MODULE[runner]}"
+        ),
         "ok": ok,
         "detail": "" if ok else f"{failed} of {wl.count} commands failed: {message}",
     }
@@ -327,13 +344,20 @@ def worker(runner: str, workload: str, *, quick: bool, profile_out: str | None) 
 # -- parent side ------------------------------------------------------------------------
 
 
-def _worker_argv(runner: str, workload: str, *, quick: bool) -> list[str]:
-    argv = [sys.executable, str(Path(__file__).resolve()), "--worker", runner, workload]
+def _worker_argv(
+    runner: str, workload: str, *, quick: bool, python: str | None = None
+) -> list[str]:
+    argv = [python or sys.executable, str(Path(__file__).resolve()), "--worker", runner, workload]
     return [*argv, "--quick"] if quick else argv
 
 
-def run_worker(runner: str, workload: str, *, quick: bool) -> dict[str, Any]:
-    argv = _worker_argv(runner, workload, quick=quick)
+def run_worker(
+    runner: str, workload: str, *, quick: bool, baseline: str | None = None
+) -> dict[str, Any]:
+    if runner == BASELINE:
+        argv = _worker_argv("refute", workload, quick=quick, python=baseline)
+    else:
+        argv = _worker_argv(runner, workload, quick=quick)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=WORKER_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -341,6 +365,7 @@ def run_worker(runner: str, workload: str, *, quick: bool) -> dict[str, Any]:
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
             record: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
+            record["runner"] = runner
             return record
     tail = (done.stderr or done.stdout).strip()[-2000:]
     return {
@@ -359,7 +384,7 @@ def _first_line(argv: list[str]) -> str:
     return out.splitlines()[0] if out else "unavailable"
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(baseline: str | None = None) -> dict[str, Any]:
     cpu_model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -378,8 +403,12 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "xargs": _first_line([_bin("xargs", "xargs"), "--version"]),
         "parallel": _first_line([parallel, "--version"]) if parallel else "not installed",
-        "refute": _first_line([sys.executable, "-c", "import refute; print(refute.__version__)"]),
+        "refute": _first_line([sys.executable, "-c", _WHERE]),
+        "baseline": _first_line([baseline, "-c", _WHERE]) if baseline else None,
     }
+
+
+_WHERE = "import refute; print(refute.__version__, refute.__file__)"
 
 
 def _median(values: list[float]) -> float | None:
@@ -435,8 +464,9 @@ def _ratio(num: float | None, den: float | None) -> str:
     return f"{num / den:.2f}"
 
 
-def _label(runner: str, wl: Workload) -> str:
+def _label(runner: str, wl: Workload, baseline_label: str = "") -> str:
     return {
+        BASELINE: f"refute ({baseline_label or 'baseline'})",
         "refute": "refute",
         "thread-pool": "thread-pool",
         "asyncio": "asyncio naive",
@@ -460,13 +490,17 @@ COLUMNS = (
 
 
 def table_rows(
-    cells: dict[str, dict[str, Any]], wl: Workload, runners: list[str], missing: set[str]
+    cells: dict[str, dict[str, Any]],
+    wl: Workload,
+    runners: list[str],
+    missing: set[str],
+    baseline_label: str = "",
 ) -> list[list[str]]:
     """One row of strings per runner, in COLUMNS order."""
     ref = cells.get("refute", {})
     rows = []
     for runner in runners:
-        label = _label(runner, wl)
+        label = _label(runner, wl, baseline_label)
         cell = cells.get(runner)
         if runner in missing:
             rows.append([label, "not installed", *[""] * (len(COLUMNS) - 2)])
@@ -522,9 +556,10 @@ def print_table(
     repeat: int,
     *,
     markdown: bool,
+    baseline_label: str = "",
 ) -> None:
     for name, wl in wls.items():
-        rows = table_rows(summary.get(name, {}), wl, runners, missing)
+        rows = table_rows(summary.get(name, {}), wl, runners, missing, baseline_label)
         title = f"{name}: {wl.title} (median of {repeat})"
         print(f"\n**{title}**\n" if markdown else f"\n== {title} ==")
         print(render(rows, markdown=markdown))
@@ -574,6 +609,18 @@ def evaluate_targets(
     sleep = wls.get("sleep")
     if sleep is not None:
         _sleep_target(add, get("sleep", "refute", "wall"), sleep)
+    for name, wl in wls.items():
+        old = get(name, BASELINE, "wall")
+        if old is None:
+            continue
+        ref = get(name, "refute", "wall")
+        add(
+            f"{name}: refute wall <= baseline refute wall ({wl.title})",
+            ref,
+            old,
+            f"refute {_fmt(ref, '.3f')} s, baseline {_fmt(old, '.3f')} s,"
+            f" refute/baseline = {_ratio(ref, old)}",
+        )
     return targets
 
 
@@ -644,12 +691,14 @@ def benchmark(args: argparse.Namespace) -> int:
     repeat: int = args.repeat if args.repeat is not None else (2 if quick else 5)
     wls = workloads(quick=quick)
     runners = list(args.runners or RUNNERS)
+    if args.baseline:
+        runners.insert(runners.index("refute") + 1 if "refute" in runners else 0, BASELINE)
     missing = set()
     if "parallel" in runners and shutil.which("parallel") is None:
         missing.add("parallel")
     measured = [r for r in runners if r not in missing]
     selected = {n: w for n, w in wls.items() if not args.workloads or n in args.workloads}
-    info = machine_info()
+    info = machine_info(args.baseline)
     command = shlex.join([sys.executable, *sys.argv])
     started = datetime.now(UTC)
     load_before = _load()
@@ -659,6 +708,9 @@ def benchmark(args: argparse.Namespace) -> int:
         f" kernel {info['kernel']}"
     )
     print(f"date: {started.isoformat(timespec='seconds')}; load average before: {load_before}")
+    print(f"refute: {info['refute']}")
+    if args.baseline:
+        print(f"baseline ({args.baseline_label or 'baseline'}): {info['baseline']}")
     if quick:
         print("quick mode: smaller workloads, for a smoke check only")
     sys.stdout.flush()  # progress goes to stderr; keep the header above it
@@ -670,17 +722,20 @@ def benchmark(args: argparse.Namespace) -> int:
         order = measured[shift:] + measured[:shift]
         for name in selected:
             for runner in order:
-                rec = run_worker(runner, name, quick=quick)
+                rec = run_worker(runner, name, quick=quick, baseline=args.baseline)
                 rec.update(round=rnd, warmup=rnd < args.warmup)
                 records.append(rec)
         kind = "warm-up" if rnd < args.warmup else f"round {rnd - args.warmup + 1}/{repeat}"
         print(f"  {kind} done ({time.monotonic() - clock:.0f} s)", file=sys.stderr, flush=True)
     load_after = _load()
     summary = summarise(records)
-    print_table(summary, selected, runners, missing, repeat, markdown=False)
+    label = args.baseline_label
+    print_table(summary, selected, runners, missing, repeat, markdown=False, baseline_label=label)
     if args.markdown:
         print("\n-- the same, as markdown --")
-        print_table(summary, selected, runners, missing, repeat, markdown=True)
+        print_table(
+            summary, selected, runners, missing, repeat, markdown=True, baseline_label=label
+        )
     targets = evaluate_targets(summary, selected)
     if targets:
         print_targets(targets)
@@ -739,6 +794,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, help="measure only these")
     parser.add_argument(
         "--profile", action="store_true", help="cProfile refute on the trivial workload and exit"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="also run the refute runner under this interpreter (another version), side by side",
+    )
+    parser.add_argument(
+        "--baseline-label", default="", help="how the baseline row is named (e.g. a commit)"
     )
     parser.add_argument("--worker", nargs=2, metavar=("RUNNER", "WORKLOAD"), help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)

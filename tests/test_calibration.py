@@ -17,6 +17,7 @@ from refute import (
     TestResult,
 )
 from refute.app.isolated import IsolationOptions, run_isolated
+from refute.app.spec import measured_cost_model
 from refute.plan.cost import SEED_FIXED_OVERHEAD, SEED_PER_HYPOTHESIS_OVERHEAD
 from refute.workspace import calibration
 from refute.workspace.worktrees import Repository
@@ -54,10 +55,10 @@ def _seed_overhead(n: int) -> float:
 async def test_without_measurements_the_seed_costs_apply(tmp_path):
     repo = await Repository.open(make_repo(tmp_path / "repo"))
     assert calibration.load(repo.id) == {}
-    assert calibration.cost_model(repo.id) is None
+    assert measured_cost_model(repo.id) is None
 
     cfg = FalsificationConfig()
-    executor = AsyncTestExecutor(cfg, cost_model=calibration.cost_model(repo.id))
+    executor = AsyncTestExecutor(cfg, cost_model=measured_cost_model(repo.id))
     five = [_hyp(f"h{i}", estimate=60.0) for i in range(5)]
     two = [_hyp(f"h{i}", estimate=10.0) for i in range(2)]
     assert executor.should_parallelize(five) is True
@@ -94,7 +95,7 @@ async def test_a_run_records_its_costs_and_the_decision_uses_them(tmp_path):
     assert measured["pool_acquire"]["count"] == 2
     assert measured["startup"]["count"] == 2
 
-    model = calibration.cost_model(repo.id)
+    model = measured_cost_model(repo.id)
     assert isinstance(model, CostModel)
     assert model.source == "measured"
     assert model.fixed == pytest.approx(measured["startup"]["mean"])
@@ -115,7 +116,7 @@ async def test_a_run_records_its_costs_and_the_decision_uses_them(tmp_path):
     assert AsyncTestExecutor(cfg).should_parallelize(two) is False
 
     # Measurements belong to their repository.
-    assert calibration.cost_model(other.id) is None
+    assert measured_cost_model(other.id) is None
 
 
 # -- submodules --------------------------------------------------------------------------

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import types
 
+import pytest
+
 import refute
+import refute.app
 
 SEED_NAMES = {
     "Hypothesis",
@@ -17,12 +22,29 @@ SEED_NAMES = {
 }
 
 
+PRODUCT_NAMES = {
+    "run_plan",
+    "resume",
+    "show",
+    "history",
+    "check",
+    "clean",
+    "demo",
+    "load_plan",
+    "RefuteError",
+    "PlanError",
+}
+
+
 def public_attributes() -> set[str]:
-    """Every attribute of the package not starting with `_` that is not a submodule."""
+    """Every public name the package offers (`dir()`, which lists the lazily imported ones
+    too, and every attribute already set), submodules excepted."""
+    names = set(dir(refute)) | set(vars(refute))
     return {
         name
-        for name, value in vars(refute).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        for name in names
+        if not name.startswith("_")
+        and not isinstance(getattr(refute, name, None), types.ModuleType)
     }
 
 
@@ -50,6 +72,30 @@ def test_all_matches_the_public_exports_exactly() -> None:
 
 def test_all_includes_the_seed_names() -> None:
     assert set(refute.__all__) >= SEED_NAMES
+
+
+def test_all_includes_the_product_use_cases_and_errors() -> None:
+    assert set(refute.__all__) >= PRODUCT_NAMES
+    assert refute.run_plan is refute.app.run_plan
+    assert issubclass(refute.PlanError, refute.RefuteError)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = refute.no_such_name  # type: ignore[attr-defined]
+
+
+def test_importing_refute_loads_nothing_heavy() -> None:
+    """`import refute` (and so `refute --version`) must not pull in the whole house."""
+    code = (
+        "import sys, refute; "
+        "heavy = [m for m in ('pydantic', 'rich', 'sqlite3', 'yaml', 'click', 'refute.app')"
+        " if m in sys.modules]; print(','.join(heavy))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert proc.stdout.strip() == ""
 
 
 def test_star_import_gives_exactly_all() -> None:

@@ -20,6 +20,25 @@ import psutil
 
 from refute.errors import ConfigError, InvalidIdError
 
+__all__ = [
+    "AUTO_MEMORY_PER_TEST",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_KEEP_PATHS",
+    "DEFAULT_SETUP_TIMEOUT",
+    "DEFAULT_TEST_TIMEOUT",
+    "CheckoutRequest",
+    "FalsificationConfig",
+    "Hypothesis",
+    "HypothesisStatus",
+    "TestExecutionResult",
+    "TestResult",
+    "auto_concurrency",
+    "check_id",
+    "classify_exit",
+    "seed_confidence",
+]
+
+
 #: The defaults, each defined here only: seconds a test run may take, tests at once,
 #: seconds a setup command may take, and the paths the warm pool keeps between sessions.
 DEFAULT_TEST_TIMEOUT = 300.0

@@ -13,6 +13,18 @@ import os
 import re
 from pathlib import Path
 
+__all__ = [
+    "MARKER_FILE",
+    "cache_dir",
+    "inside",
+    "is_owned_dir",
+    "make_owned_dir",
+    "refute_home",
+    "repo_id",
+    "state_dir",
+]
+
+
 #: The file that marks a directory as created by refute; cleanup deletes nothing without it.
 MARKER_FILE = ".refute-owned"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from refute.app.demo import demo_environment
+from refute.app.example import demo_environment
 from refute.app.isolated import clean_after_dead
 from refute.app.queries import history, show
 from refute.app.run import (
@@ -136,7 +136,7 @@ async def demo(
     on_event: EventCallback | None = None,
     on_created: CreatedCallback | None = None,
 ) -> dict[str, Any]:
-    """Run the built-in example (`refute.app.demo`) in a throwaway repository."""
+    """Run the built-in example (`refute.app.example`) in a throwaway repository."""
     async with demo_environment() as (repo, plan):
         if announce is not None:
             announce(repo)

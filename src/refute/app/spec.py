@@ -22,7 +22,13 @@ from refute.plan.cost import CostModel, decide_parallel
 from refute.workspace import calibration
 from refute.workspace.worktrees import Repository, resolve_base
 
-__all__ = ["SessionSpec", "spec_from_document", "spec_from_plan"]
+__all__ = ["SessionSpec", "measured_cost_model", "spec_from_document", "spec_from_plan"]
+
+
+def measured_cost_model(repo_id: str) -> CostModel | None:
+    """The cost model measured for a repository, or None before its first session."""
+    costs = calibration.measured_costs(repo_id)
+    return CostModel.measured(costs.fixed, costs.per_hypothesis) if costs else None
 
 
 @dataclass
@@ -162,7 +168,7 @@ async def spec_from_plan(
                 "expected_behavior": spec.expected_behavior,
             }
         )
-    cost = calibration.cost_model(repository.id) or CostModel.from_config(config)
+    cost = measured_cost_model(repository.id) or CostModel.from_config(config)
     decision = decide_parallel(hypotheses, cost)
     return SessionSpec(
         repo=repository.root,

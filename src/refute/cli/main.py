@@ -28,6 +28,24 @@ from refute.cli.signals import run_interruptible
 from refute.document import EXIT_CODES
 from refute.errors import ErrorKind, Interrupted, RefuteError
 
+__all__ = [
+    "EXIT_INFRASTRUCTURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "FORMATS",
+    "check",
+    "clean",
+    "cli",
+    "demo",
+    "history",
+    "main",
+    "resume",
+    "run",
+    "schema",
+    "show",
+]
+
+
 #: The one exit-code table: how each kind of failure ends the process (document.EXIT_CODES
 #: holds the numbers, which session documents record too).
 EXIT_USAGE = EXIT_CODES["usage"]

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = [
+    "OutputCapture",
+]
+
+
 
 class OutputCapture:
     """Keeps at most `limit` bytes of a stream in memory: its first and last halves.

@@ -15,6 +15,15 @@ from dataclasses import dataclass
 from refute.errors import ConfigError
 from refute.model import FalsificationConfig, Hypothesis
 
+__all__ = [
+    "SEED_FIXED_OVERHEAD",
+    "SEED_PER_HYPOTHESIS_OVERHEAD",
+    "CostModel",
+    "ParallelDecision",
+    "decide_parallel",
+]
+
+
 #: The seed's fixed overhead of a parallel session, in seconds.
 SEED_FIXED_OVERHEAD = 7.0
 #: The seed's overhead per hypothesis (8 s worktree + 5 s setup + 3 s cleanup).
@@ -43,6 +52,11 @@ class CostModel:
         """The seed's estimates: 7 s fixed, plus worktree + setup + cleanup per hypothesis."""
         per = config.worktree_creation_time + config.environment_setup_time + config.cleanup_time
         return cls(fixed=SEED_FIXED_OVERHEAD, per_hypothesis=per, source="seed")
+
+    @classmethod
+    def measured(cls, fixed: float, per_hypothesis: float) -> CostModel:
+        """Figures measured on this machine (see `refute.workspace.calibration`)."""
+        return cls(fixed=fixed, per_hypothesis=per_hypothesis, source="measured")
 
     def overhead(self, count: int) -> float:
         return self.fixed + self.per_hypothesis * count

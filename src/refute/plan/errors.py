@@ -1,7 +1,7 @@
 """Where a problem in a plan is, and the one-line message that says so.
 
-Validators fail with `_fail` (a finished message, never a template); the loader records
-in `_Lines` the line of every value; `_plan_error` turns pydantic's errors into one
+Validators fail with `invalid` (a finished message, never a template); the loader records
+in `Lines` the line of every value; `plan_error` turns pydantic's errors into one
 `PlanError` naming the field (`hypotheses[2].timeout`) and its line. Nothing here knows
 the plan's models: `refute.plan` passes them in (`Models`) for "did you mean" hints.
 """
@@ -20,12 +20,24 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from refute.errors import PlanError, one_line
 
+__all__ = [
+    "Lines",
+    "Loc",
+    "Models",
+    "format_loc",
+    "invalid",
+    "one_message",
+    "plan_error",
+    "show_value",
+]
+
+
 Loc: TypeAlias = tuple[Any, ...]
 #: The plan's models by the shape of their path (list indexes as "#").
 Models: TypeAlias = Mapping[tuple[str, ...], type[BaseModel]]
 
 
-def _fail(message: str, *loc: str | int) -> PydanticCustomError:
+def invalid(message: str, *loc: str | int) -> PydanticCustomError:
     """A validation error with a finished human message; `loc` extends the error's path.
 
     The message travels in the context (not the template) so that braces in user values
@@ -34,7 +46,7 @@ def _fail(message: str, *loc: str | int) -> PydanticCustomError:
     return PydanticCustomError("refute", "{message}", {"message": message, "loc": loc})
 
 
-def _show(value: object) -> str:
+def show_value(value: object) -> str:
     """A short, one-line rendering of a value from the plan, in YAML's words."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -48,21 +60,21 @@ def _show(value: object) -> str:
     return one_line(text if len(text) <= 40 else text[:37] + "...")
 
 
-def _expect(message: str) -> WrapValidator:
+def one_message(message: str) -> WrapValidator:
     """Replace every error of the wrapped type with one message (unions raise several)."""
 
     def validate(value: object, handler: ValidatorFunctionWrapHandler) -> object:
         try:
             return handler(value)
         except ValidationError:
-            raise _fail(f"{message}, got {_show(value)}") from None
+            raise invalid(f"{message}, got {show_value(value)}") from None
 
     return WrapValidator(validate)
 
 
-# Filled in by the loader (`_compose`) and read by `_plan_error`, so it lives below both.
+# Filled in by the loader (`_compose`) and read by `plan_error`, so it lives below both.
 @dataclass
-class _Lines:
+class Lines:
     """1-based line numbers of values (and of mapping keys) by their path in the plan."""
 
     values: dict[Loc, int]
@@ -93,7 +105,7 @@ _PLAIN = {
 }
 
 
-def _plan_error(name: str, exc: ValidationError, lines: _Lines, models: Models) -> PlanError:
+def plan_error(name: str, exc: ValidationError, lines: Lines, models: Models) -> PlanError:
     """The first problem in file order, as a PlanError."""
     found: list[tuple[float, int, Loc, str, int | None]] = []
     for error in exc.errors():
@@ -101,7 +113,7 @@ def _plan_error(name: str, exc: ValidationError, lines: _Lines, models: Models) 
         line = lines.find(loc, key=key)
         found.append((line if line is not None else math.inf, len(found), loc, message, line))
     _, _, loc, message, line = min(found)
-    return PlanError(name, _format_loc(loc), message, line)
+    return PlanError(name, format_loc(loc), message, line)
 
 
 def _describe(error: ErrorDetails, models: Models) -> tuple[Loc, str, bool]:
@@ -116,18 +128,18 @@ def _describe(error: ErrorDetails, models: Models) -> tuple[Loc, str, bool]:
     if loc and loc[-1] == "[key]":
         loc = loc[:-1]
         what = "an integer (an exit code)" if kind == "int_type" else "a string"
-        return loc[:-1], f"key {_show(value)} must be {what}", True
+        return loc[:-1], f"key {show_value(value)} must be {what}", True
     if kind == "literal_error":
         options = str(context.get("expected", "")).replace("'", "").replace(" or ", ", ")
         choice = f"one of: {options}" if "," in options else options
-        return loc, f"must be {choice}, got {_show(value)}", False
+        return loc, f"must be {choice}, got {show_value(value)}", False
     if kind == "too_short":
         return loc, "must not be empty", False
     message = _PLAIN.get(kind)
     if message is None:
         message = error["msg"].replace("Input should be", "must be")
     if kind != "missing":
-        message += f", got {_show(value)}"
+        message += f", got {show_value(value)}"
         if kind == "string_type" and isinstance(value, bool):
             message += " (YAML reads unquoted yes/no/on/off/true/false as booleans; quote it)"
     return loc, message, False
@@ -137,7 +149,7 @@ def _unknown_field(loc: Loc, models: Models) -> str:
     field = str(loc[-1])
     shape = tuple("#" if isinstance(part, int) else str(part) for part in loc[:-1])
     model = models.get(shape)
-    message = f"unknown field {_show(field)}"
+    message = f"unknown field {show_value(field)}"
     if model is not None:
         close = difflib.get_close_matches(field, list(model.model_fields), n=1)
         if close:
@@ -145,7 +157,7 @@ def _unknown_field(loc: Loc, models: Models) -> str:
     return message
 
 
-def _format_loc(loc: Loc) -> str:
+def format_loc(loc: Loc) -> str:
     """`("hypotheses", 2, "timeout")` -> `hypotheses[2].timeout`."""
     text = ""
     for part in loc:
@@ -154,5 +166,5 @@ def _format_loc(loc: Loc) -> str:
         elif isinstance(part, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part):
             text += f".{part}" if text else part
         else:
-            text += f"[{_show(part)}]"
+            text += f"[{show_value(part)}]"
     return text

@@ -1,6 +1,6 @@
 """The plan's field types: annotated types whose validators fail with one-line messages.
 
-`refute.plan`'s models are built from these. Each validator raises `_fail` (or `_expect`
+`refute.plan`'s models are built from these. Each validator raises `invalid` (or `one_message`
 replaces the type's errors) with a finished message naming the problem.
 """
 
@@ -14,7 +14,27 @@ from pydantic import AfterValidator, Field
 from refute.document import CONTROL_ID
 from refute.errors import InvalidIdError
 from refute.model import check_id
-from refute.plan.errors import _expect, _fail, _show
+from refute.plan.errors import invalid, one_message, show_value
+
+__all__ = [
+    "RESERVED_IDS",
+    "Command",
+    "Count",
+    "Env",
+    "Estimate",
+    "Outcome",
+    "Seconds",
+    "Share",
+    "Text",
+    "Weight",
+    "commit_ish",
+    "exit_code_keys",
+    "hypothesis_id",
+    "no_nul",
+    "relative_path",
+    "version_one",
+]
+
 
 #: Ids a hypothesis may not take: "control" names the control run in sessions and reports.
 RESERVED_IDS = frozenset({CONTROL_ID})
@@ -22,60 +42,64 @@ RESERVED_IDS = frozenset({CONTROL_ID})
 
 def _not_blank(value: str) -> str:
     if not value.strip():
-        raise _fail("must not be blank")
+        raise invalid("must not be blank")
     return value
 
 
-def _no_nul(value: str) -> str:
+def no_nul(value: str) -> str:
     if "\0" in value:
-        raise _fail("must not contain a NUL character")
+        raise invalid("must not contain a NUL character")
     return value
 
 
 def _command(value: list[str] | str) -> list[str] | str:
     parts = value if isinstance(value, list) else [value]
     if any("\0" in part for part in parts):
-        raise _fail("must not contain a NUL character")
+        raise invalid("must not contain a NUL character")
     if not parts[0].strip():
-        raise _fail("must not be empty" if isinstance(value, str) else "argv[0] must not be empty")
+        raise invalid(
+            "must not be empty" if isinstance(value, str) else "argv[0] must not be empty"
+        )
     return value
 
 
 def _env(value: dict[str, str]) -> dict[str, str]:
     for key, item in value.items():
         if not key or "=" in key or "\0" in key:
-            raise _fail(f"{_show(key)} is not a valid variable name")
+            raise invalid(f"{show_value(key)} is not a valid variable name")
         if "\0" in item:
-            raise _fail("must not contain a NUL character", key)
+            raise invalid("must not contain a NUL character", key)
     return value
 
 
-def _relative_path(value: str) -> str:
+def relative_path(value: str) -> str:
     parts = value.split("/")
     if value.startswith("/") or not value or any(p in {"", ".", ".."} for p in parts):
-        raise _fail(f"must be a relative path inside the worktree (like .venv), got {_show(value)}")
-    return _no_nul(value)
+        raise invalid(
+            f"must be a relative path inside the worktree (like .venv), got {show_value(value)}"
+        )
+    return no_nul(value)
 
 
-def _commit_ish(value: str) -> str:
+def commit_ish(value: str) -> str:
     if value.startswith("-") or not value.isprintable():
-        raise _fail(f"must be a commit-ish such as HEAD or a sha, got {_show(value)}")
+        raise invalid(f"must be a commit-ish such as HEAD or a sha, got {show_value(value)}")
     return value
 
 
-def _hypothesis_id(value: str) -> str:
+def hypothesis_id(value: str) -> str:
     if len(value) > 64:
-        raise _fail(f"must be at most 64 characters, got {len(value)}")
+        raise invalid(f"must be at most 64 characters, got {len(value)}")
     try:
         check_id(value)
     except InvalidIdError as exc:
-        raise _fail(exc.message) from None
+        raise invalid(exc.message) from None
     if value in RESERVED_IDS:
-        raise _fail(f"{value!r} is reserved (it names the control run)")
+        raise invalid(f"{value!r} is reserved (it names the control run)")
     return value
 
 
-def _exit_code_keys(value: object) -> object:
+def exit_code_keys(value: object) -> object:
     """JSON object keys are strings: read "139" as the exit code 139 (YAML gives ints)."""
     if not isinstance(value, dict):
         return value
@@ -83,30 +107,30 @@ def _exit_code_keys(value: object) -> object:
     for key, outcome in value.items():
         code = int(key) if isinstance(key, str) and re.fullmatch(r"-?[0-9]{1,9}", key) else key
         if code in codes:
-            raise _fail(f"exit code {code} is listed twice")
+            raise invalid(f"exit code {code} is listed twice")
         if type(code) is int and not -64 <= code <= 255:
-            raise _fail(f"exit code {code} cannot happen (0 to 255, or -1 to -64 for a signal)")
+            raise invalid(f"exit code {code} cannot happen (0 to 255, or -1 to -64 for a signal)")
         codes[code] = outcome
     return codes
 
 
-def _version(value: object) -> object:
+def version_one(value: object) -> object:
     if type(value) is not int:  # Literal[1] alone would take True and 1.0 (both == 1)
-        raise _fail(f"must be 1, got {_show(value)}")
+        raise invalid(f"must be 1, got {show_value(value)}")
     return value
 
 
 Text = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False), _expect("must be a number > 0")]
-Estimate = Annotated[float, Field(ge=0, allow_inf_nan=False), _expect("must be a number >= 0")]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False), one_message("must be a number > 0")]
+Estimate = Annotated[float, Field(ge=0, allow_inf_nan=False), one_message("must be a number >= 0")]
 Share = Annotated[
-    float, Field(ge=0, le=1, allow_inf_nan=False), _expect("must be a number between 0 and 1")
+    float, Field(ge=0, le=1, allow_inf_nan=False), one_message("must be a number between 0 and 1")
 ]
-Weight = Annotated[float, Field(ge=0, allow_inf_nan=False), _expect("must be a number >= 0")]
-Count = Annotated[int, Field(ge=1), _expect("must be an integer >= 1")]
+Weight = Annotated[float, Field(ge=0, allow_inf_nan=False), one_message("must be a number >= 0")]
+Count = Annotated[int, Field(ge=1), one_message("must be an integer >= 1")]
 Command = Annotated[
     Annotated[list[str], Field(min_length=1)] | Annotated[str, Field(min_length=1)],
-    _expect("must be a non-empty string or a list of strings"),
+    one_message("must be a non-empty string or a list of strings"),
     AfterValidator(_command),
 ]
 Env = Annotated[dict[str, str], AfterValidator(_env)]

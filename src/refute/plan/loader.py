@@ -18,7 +18,15 @@ from typing import Any
 import yaml
 
 from refute.errors import PlanError, one_line
-from refute.plan.errors import Loc, _format_loc, _Lines, _show
+from refute.plan.errors import Lines, Loc, format_loc, show_value
+
+__all__ = [
+    "MAX_NESTING",
+    "MAX_PLAN_BYTES",
+    "parse_yaml",
+    "read_text",
+]
+
 
 try:
     from yaml import CSafeLoader as _SafeLoaderBase
@@ -61,12 +69,12 @@ class _Container:
 _NO_KEY = object()
 
 
-def _compose(loader: _PlanLoader, name: str) -> tuple[object, _Lines]:
+def _compose(loader: _PlanLoader, name: str) -> tuple[object, Lines]:
     """Build plain data from the loader's events, recording where each value is."""
-    lines = _Lines({}, {})
+    lines = Lines({}, {})
 
     def refuse(message: str, line: int, loc: Loc = ()) -> PlanError:
-        return PlanError(name, _format_loc(loc), message, line)
+        return PlanError(name, format_loc(loc), message, line)
 
     loader.get_event()  # StreamStartEvent
     if loader.check_event(yaml.StreamEndEvent):
@@ -119,7 +127,7 @@ def _compose(loader: _PlanLoader, name: str) -> tuple[object, _Lines]:
         elif top.key is _NO_KEY:
             here = (*top.loc, value)
             if value in top.data:
-                raise refuse(f"duplicate key {_show(value)}", line, here)
+                raise refuse(f"duplicate key {show_value(value)}", line, here)
             top.key = value
             lines.keys[here] = line
             continue
@@ -159,7 +167,9 @@ def _scalar(
     try:
         return loader.construct_object(node)
     except Exception:  # the constructors raise ValueError, AttributeError, ...: all bad input
-        raise refuse(f"cannot read {_show(event.value)} as {_short_tag(tag)}", line, loc) from None
+        raise refuse(
+            f"cannot read {show_value(event.value)} as {_short_tag(tag)}", line, loc
+        ) from None
 
 
 def _short_tag(tag: str | None) -> str:
@@ -206,7 +216,7 @@ def _read(path: Path, name: str) -> bytes:
     return bytes(data)
 
 
-def _read_text(path: Path, name: str) -> str:
+def read_text(path: Path, name: str) -> str:
     """`_read`'s bytes decoded as UTF-8 (a BOM is dropped); refuses anything else."""
     data = _read(path, name)
     try:
@@ -218,7 +228,7 @@ def _read_text(path: Path, name: str) -> str:
     return text
 
 
-def _parse_yaml(text: str, name: str) -> tuple[dict[Any, Any], _Lines]:
+def parse_yaml(text: str, name: str) -> tuple[dict[Any, Any], Lines]:
     """The plan text as plain data (a mapping) and the lines of its values, before validation."""
     loader = _PlanLoader(text)
     try:
@@ -237,6 +247,6 @@ def _parse_yaml(text: str, name: str) -> tuple[dict[Any, Any], _Lines]:
         raise PlanError(name, "", "the plan is empty")
     if not isinstance(data, dict):
         raise PlanError(
-            name, "", f"the top level must be a mapping (key: value), got {_show(data)}", 1
+            name, "", f"the top level must be a mapping (key: value), got {show_value(data)}", 1
         )
     return data, lines

@@ -10,11 +10,9 @@ parsing live in `_plan_loader`, the field types in `_plan_fields`, messages in `
 
 from __future__ import annotations
 
-import heapq
 import os
 import shlex
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -32,7 +30,6 @@ from pydantic import (
 )
 
 from refute.document import CONTROL_ID
-from refute.errors import ConfigError
 from refute.model import (
     DEFAULT_CONCURRENCY,
     DEFAULT_SETUP_TIMEOUT,
@@ -41,9 +38,8 @@ from refute.model import (
     Hypothesis,
     TestResult,
 )
-from refute.plan.errors import Loc, Models, _expect, _fail, _plan_error, _show
+from refute.plan.errors import Models, invalid, one_message, plan_error, show_value
 from refute.plan.fields import (
-    RESERVED_IDS,
     Command,
     Count,
     Env,
@@ -53,43 +49,25 @@ from refute.plan.fields import (
     Share,
     Text,
     Weight,
-    _commit_ish,
-    _exit_code_keys,
-    _hypothesis_id,
-    _no_nul,
-    _relative_path,
-    _version,
+    commit_ish,
+    exit_code_keys,
+    hypothesis_id,
+    no_nul,
+    relative_path,
+    version_one,
 )
-from refute.plan.loader import MAX_NESTING, MAX_PLAN_BYTES, _parse_yaml, _read_text
+from refute.plan.loader import parse_yaml, read_text
 
-# The plan's API, including the names re-exported from the private modules.
 __all__ = [
-    "MAX_NESTING",
-    "MAX_PLAN_BYTES",
     "PLAN_SCHEMA_URI",
-    "RESERVED_IDS",
-    "Command",
     "ControlSpec",
-    "Count",
     "Defaults",
-    "Env",
-    "Estimate",
     "HypothesisSpec",
-    "Loc",
-    "Outcome",
     "Plan",
-    "RankedHypothesis",
     "Ranking",
-    "RunOrder",
-    "Seconds",
-    "Share",
-    "Text",
-    "Weight",
     "load_plan",
     "parse_plan",
     "plan_json_schema",
-    "rank",
-    "score",
     "to_config",
     "to_control",
     "to_hypotheses",
@@ -110,9 +88,9 @@ def _check_test(spec: HypothesisSpec | ControlSpec) -> None:
         try:
             argv = shlex.split(spec.test)
         except ValueError as exc:
-            raise _fail(f"cannot be split into arguments ({exc})", "test") from None
+            raise invalid(f"cannot be split into arguments ({exc})", "test") from None
         if not argv:
-            raise _fail("must not be empty", "test")
+            raise invalid("must not be empty", "test")
 
 
 class Defaults(_Strict):
@@ -151,7 +129,7 @@ class Ranking(_Strict):
 class HypothesisSpec(_Strict):
     """One hypothesis as written in the plan (defaults not applied yet)."""
 
-    id: Annotated[str, AfterValidator(_hypothesis_id)] = Field(
+    id: Annotated[str, AfterValidator(hypothesis_id)] = Field(
         description="Safe slug [a-z0-9][a-z0-9._-]{0,63}; no '..', no '.lock' suffix, "
         "not 'control'; unique."
     )
@@ -160,7 +138,7 @@ class HypothesisSpec(_Strict):
         default=None, description="Default: the worktree's .falsification/test_<id>.sh."
     )
     shell: bool = Field(default=False, description="true: a string test runs with sh -c.")
-    patch: Annotated[str, Field(min_length=1), AfterValidator(_no_nul)] | None = Field(
+    patch: Annotated[str, Field(min_length=1), AfterValidator(no_nul)] | None = Field(
         default=None, description="A diff applied first; relative to the plan file's directory."
     )
     supported_if: Literal["fails", "passes"] = Field(
@@ -189,7 +167,7 @@ class HypothesisSpec(_Strict):
                 problem = "is not a file" if target.exists() else "not found"
             except OSError as exc:  # a name too long, a permission denied on the way
                 problem = f"cannot be read ({exc.strerror or exc})"
-            raise _fail(f"{problem}: {target}")
+            raise invalid(f"{problem}: {target}")
         return value
 
     @model_validator(mode="after")
@@ -201,11 +179,11 @@ class HypothesisSpec(_Strict):
 class Plan(_Strict):
     """A plan file, version 1 (`docs/plan.md`)."""
 
-    version: Annotated[Literal[1], BeforeValidator(_version)] = Field(
+    version: Annotated[Literal[1], BeforeValidator(version_one)] = Field(
         description="Plan format version; must be 1."
     )
     bug: Text = Field(description="The bug being investigated.")
-    base: Annotated[Text, AfterValidator(_commit_ish)] = Field(
+    base: Annotated[Text, AfterValidator(commit_ish)] = Field(
         default="HEAD", description="The commit every worktree starts from."
     )
     include_uncommitted: bool = Field(
@@ -221,12 +199,12 @@ class Plan(_Strict):
     max_hypotheses: Count | None = Field(default=None, description="Run only the top k by score.")
     concurrency: Annotated[
         Annotated[int, Field(ge=1)] | Literal["auto"],
-        _expect("must be an integer >= 1 or 'auto'"),
+        one_message("must be an integer >= 1 or 'auto'"),
     ] = Field(default=DEFAULT_CONCURRENCY, description="Tests run at once.")
-    keep_paths: list[Annotated[str, AfterValidator(_relative_path)]] | None = Field(
+    keep_paths: list[Annotated[str, AfterValidator(relative_path)]] | None = Field(
         default=None, description="Paths the warm pool keeps between sessions (default: its own)."
     )
-    exit_codes: Annotated[dict[int, Outcome], BeforeValidator(_exit_code_keys)] = Field(
+    exit_codes: Annotated[dict[int, Outcome], BeforeValidator(exit_code_keys)] = Field(
         default_factory=dict,
         description="Exit code (or -N for signal N) -> outcome, over the default table.",
         json_schema_extra={"propertyNames": {"pattern": "^-?[0-9]+$"}},
@@ -241,19 +219,19 @@ class Plan(_Strict):
         for index, spec in enumerate(self.hypotheses):
             first = seen.setdefault(spec.id.casefold(), index)
             if first != index:
-                raise _fail(f"duplicate id (also hypotheses[{first}])", "hypotheses", index, "id")
+                raise invalid(f"duplicate id (also hypotheses[{first}])", "hypotheses", index, "id")
         for index, spec in enumerate(self.hypotheses):
             for position, dependency in enumerate(spec.depends_on):
                 where = ("hypotheses", index, "depends_on", position)
                 if dependency == spec.id:
-                    raise _fail("a hypothesis cannot depend on itself", *where)
+                    raise invalid("a hypothesis cannot depend on itself", *where)
                 if dependency not in seen:
-                    raise _fail(f"unknown hypothesis id {_show(dependency)}", *where)
+                    raise invalid(f"unknown hypothesis id {show_value(dependency)}", *where)
         cycle = _find_cycle(self.hypotheses)
         if cycle:
             index = next(i for i, spec in enumerate(self.hypotheses) if spec.id == cycle[0])
             path = " -> ".join(cycle)
-            raise _fail(f"dependency cycle: {path}", "hypotheses", index, "depends_on")
+            raise invalid(f"dependency cycle: {path}", "hypotheses", index, "depends_on")
         self._source = (info.context or {}).get("source")
         return self
 
@@ -270,7 +248,9 @@ class Plan(_Strict):
     def ranked(
         self, max_hypotheses: int | None = None, weights: Ranking | None = None
     ) -> list[HypothesisSpec]:
-        """The hypotheses to run, in run order (see `rank`)."""
+        """The hypotheses to run, in run order (see `refute.plan.ranking.rank`)."""
+        from refute.plan.ranking import rank  # noqa: PLC0415 - ranking imports this module
+
         return rank(self, max_hypotheses=max_hypotheses, weights=weights).specs
 
     def exit_code_overrides(self) -> dict[int, TestResult]:
@@ -290,7 +270,7 @@ class Plan(_Strict):
             try:
                 shlex.split(value)
             except ValueError as exc:
-                raise _fail(f"cannot be split into arguments ({exc})") from None
+                raise invalid(f"cannot be split into arguments ({exc})") from None
         return value
 
 
@@ -319,97 +299,6 @@ def _find_cycle(specs: Sequence[HypothesisSpec]) -> list[str]:
             return [*path[position[step] :], step]
         position[step] = len(path)
         path.append(step)
-
-
-# -- ranking ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RankedHypothesis:
-    """A hypothesis with its score and its rank (1 = highest score among all of the plan)."""
-
-    spec: HypothesisSpec
-    score: float
-    rank: int
-
-
-@dataclass(frozen=True)
-class RunOrder:
-    """The outcome of ranking: what runs, in which order, and what was left out.
-
-    `ignored_dependencies` lists `(hypothesis id, dependency id)` pairs whose dependency was
-    dropped by `max_hypotheses`: the hypothesis runs anyway, without waiting for it.
-    """
-
-    selected: tuple[RankedHypothesis, ...]
-    dropped: tuple[RankedHypothesis, ...]
-    ignored_dependencies: tuple[tuple[str, str], ...]
-
-    @property
-    def specs(self) -> list[HypothesisSpec]:
-        return [item.spec for item in self.selected]
-
-    def by_id(self) -> dict[str, RankedHypothesis]:
-        """Every hypothesis of the plan (selected and dropped) by id."""
-        return {item.spec.id: item for item in (*self.selected, *self.dropped)}
-
-
-def score(spec: HypothesisSpec, weights: Ranking | None = None) -> float:
-    """probability·w_p + impact·w_i - test_complexity·w_c, rounded to 12 places so that
-    equal scores compare equal (0.7·0.5 + 0.9·0.3 - 0.3·0.2 is 0.56, not 0.5600000000000001)."""
-    w = weights or Ranking()
-    raw = (
-        spec.probability * w.probability_weight
-        + spec.impact * w.impact_weight
-        - spec.test_complexity * w.complexity_weight
-    )
-    return round(raw, 12)
-
-
-def rank(
-    plan: Plan, *, max_hypotheses: int | None = None, weights: Ranking | None = None
-) -> RunOrder:
-    """Order a plan's hypotheses for a session.
-
-    Scores descending (ties keep plan order); `max_hypotheses` (else the plan's; else all)
-    keeps the top k; the kept ones are then ordered so that each runs after those it
-    depends on, otherwise by rank. A dependency that was not kept is ignored.
-    """
-    limit = max_hypotheses if max_hypotheses is not None else plan.max_hypotheses
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError("max_hypotheses", f"must be an integer >= 1, got {limit!r}")
-    w = weights or plan.ranking
-    scored = [(score(spec, w), index, spec) for index, spec in enumerate(plan.hypotheses)]
-    scored.sort(key=lambda item: (-item[0], item[1]))
-    ranked = [
-        RankedHypothesis(spec, value, place) for place, (value, _, spec) in enumerate(scored, 1)
-    ]
-    kept = ranked if limit is None else ranked[:limit]
-    dropped = [] if limit is None else ranked[limit:]
-    kept_ids = {item.spec.id for item in kept}
-    ignored = tuple(
-        (item.spec.id, dep) for item in kept for dep in item.spec.depends_on if dep not in kept_ids
-    )
-    return RunOrder(tuple(_topological(kept, kept_ids)), tuple(dropped), ignored)
-
-
-def _topological(items: list[RankedHypothesis], ids: set[str]) -> Iterator[RankedHypothesis]:
-    """Kahn's algorithm, always taking the best-ranked hypothesis whose dependencies ran."""
-    by_id = {item.spec.id: item for item in items}
-    waiting = {item.spec.id: len({d for d in item.spec.depends_on if d in ids}) for item in items}
-    dependents: dict[str, list[str]] = {item.spec.id: [] for item in items}
-    for item in items:
-        for dep in {d for d in item.spec.depends_on if d in ids}:
-            dependents[dep].append(item.spec.id)
-    ready = [(item.rank, item.spec.id) for item in items if waiting[item.spec.id] == 0]
-    heapq.heapify(ready)
-    while ready:
-        _, node = heapq.heappop(ready)
-        yield by_id[node]
-        for follower in dependents[node]:
-            waiting[follower] -= 1
-            if waiting[follower] == 0:
-                heapq.heappush(ready, (by_id[follower].rank, follower))
 
 
 # -- conversion to the seed's model ----------------------------------------------------------
@@ -519,7 +408,7 @@ def load_plan(path: Path | str) -> Plan:
     file. Error messages name the file as given.
     """
     name = os.fspath(path)
-    text = _read_text(Path(path), name)
+    text = read_text(Path(path), name)
     source = Path(path).resolve()
     return parse_plan(text, name=name, base_dir=source.parent, source=source)
 
@@ -531,8 +420,8 @@ def parse_plan(
 
     `name` is what error messages call the plan.
     """
-    data, lines = _parse_yaml(text, name)
+    data, lines = parse_yaml(text, name)
     try:
         return Plan.model_validate(data, context={"base_dir": base_dir, "source": source})
     except ValidationError as exc:
-        raise _plan_error(name, exc, lines, _MODELS) from None
+        raise plan_error(name, exc, lines, _MODELS) from None

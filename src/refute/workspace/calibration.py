@@ -2,8 +2,9 @@
 
 Each measurement updates an exponential moving average per repository in
 `state_dir()/calibration.json`: worktree creation, warm-pool acquire, setup, cleanup and the
-session's fixed start-up. `cost_model()` turns them into a `CostModel` (source "measured");
-without measurements it returns None and the seed's 7 + 16·n applies.
+session's fixed start-up. `measured_costs()` returns them (the app turns them into a
+`CostModel` with source "measured"); without measurements it returns None and the seed's
+7 + 16·n applies.
 """
 
 from __future__ import annotations
@@ -11,11 +12,20 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from refute.paths import make_owned_dir, state_dir
-from refute.plan.cost import CostModel
+
+__all__ = [
+    "METRICS",
+    "MeasuredCosts",
+    "load",
+    "measured_costs",
+    "record",
+]
+
 
 METRICS = ("worktree_create", "pool_acquire", "setup", "cleanup", "startup")
 _WEIGHT = 0.3  # weight of a new measurement in the moving average
@@ -62,8 +72,18 @@ def record(repo_id: str, samples: dict[str, list[float]]) -> None:
         tmp.replace(_path())
 
 
-def cost_model(repo_id: str) -> CostModel | None:
-    """The measured cost model for a repository, or None if nothing was measured yet."""
+@dataclass(frozen=True)
+class MeasuredCosts:
+    """What isolation measurably costs in one repository, in seconds: `fixed` once per
+    session, `per_hypothesis` for a worktree (warm-pool acquire, else creation), its setup
+    and its cleanup. `refute.plan.cost.CostModel.measured` turns it into a cost model."""
+
+    fixed: float
+    per_hypothesis: float
+
+
+def measured_costs(repo_id: str) -> MeasuredCosts | None:
+    """The measured costs of a repository, or None if nothing was measured yet."""
     entry = load(repo_id)
     if "worktree_create" not in entry and "pool_acquire" not in entry:
         return None
@@ -76,4 +96,4 @@ def cost_model(repo_id: str) -> CostModel | None:
     # A warm pool is what a session mostly gets; creation is the fallback.
     acquire = mean("pool_acquire") if "pool_acquire" in entry else mean("worktree_create")
     per = acquire + mean("setup") + mean("cleanup")
-    return CostModel(fixed=mean("startup"), per_hypothesis=per, source="measured")
+    return MeasuredCosts(fixed=mean("startup"), per_hypothesis=per)

@@ -22,6 +22,15 @@ from refute.paths import make_owned_dir, state_dir
 from refute.workspace.git import git_out, run_git
 from refute.workspace.worktrees import Repository
 
+__all__ = [
+    "SNAPSHOT_REF_PREFIX",
+    "TMP_PREFIX",
+    "Snapshot",
+    "delete_snapshot",
+    "snapshot_uncommitted",
+]
+
+
 SNAPSHOT_REF_PREFIX = "refs/refute/snapshots/"
 TMP_PREFIX = "snapshot-"
 _IDENTITY = {
