@@ -1,0 +1,186 @@
+"""Small fakes for logic tests, where no process is involved.
+
+`ScriptedBackend` implements the engine's `Backend`/`Batch` protocol without starting
+anything: every job gets the outcome scripted for its key (and attempt). It records what
+it was given, so use-case tests can check which runs a session asked for. It does not
+lease checkouts (the use cases' jobs carry a `CheckoutRequest` that nobody turns into a
+worktree), so no git worktree is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from refute.engine.protocol import BatchSettings, Checkouts, EventCallback, Job, RunEvent
+from refute.engine.results import NOT_RUN_MESSAGE
+from refute.model import TestExecutionResult, TestResult
+
+#: The exit code a scripted outcome reports (what a real test would have exited with).
+EXIT_OF = {
+    TestResult.PASS: 0,
+    TestResult.FAIL: 1,
+    TestResult.SKIP: 125,
+    TestResult.ERROR: 127,
+    TestResult.TIMEOUT: 124,
+}
+
+#: An outcome for every attempt of a key, or one per attempt (attempt 1 first).
+Script = TestResult | Sequence[TestResult]
+
+
+def not_run(job: Job) -> TestExecutionResult:
+    """What the protocol promises for a job that was cancelled before it finished."""
+    return TestExecutionResult(
+        hypothesis_id=job.key,
+        result=TestResult.SKIP,
+        duration=0.0,
+        exit_code=-1,
+        error_message=NOT_RUN_MESSAGE,
+        metrics={"not_run": True, "attempt": job.attempt, "confidence": 0.0},
+    )
+
+
+@dataclass
+class ScriptedBackend:
+    """A backend whose jobs finish at once with their scripted outcome.
+
+    `hang`: keys, or (key, attempt) pairs, whose jobs never finish on their own (until the
+    batch is cancelled or left); `waiting` is set once only such jobs are left, so a test
+    knows when to cancel. `fail_on_open` is raised when a batch opens; `fail_after` raises
+    an OSError from the iteration after that many results were delivered.
+    """
+
+    outcomes: Mapping[str, Script] = field(default_factory=dict)
+    hang: set[str | tuple[str, int]] = field(default_factory=set)
+    fail_on_open: BaseException | None = None
+    fail_after: int | None = None
+    jobs: list[Job] = field(default_factory=list)
+    settings: list[BatchSettings] = field(default_factory=list)
+    waiting: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def runs(self) -> list[tuple[str, int]]:
+        """(key, attempt) of every job submitted, sorted."""
+        return sorted((job.key, job.attempt) for job in self.jobs)
+
+    def outcome(self, job: Job) -> TestResult:
+        script = self.outcomes.get(job.key, TestResult.PASS)
+        if isinstance(script, TestResult):
+            return script
+        return script[job.attempt - 1]
+
+    def hangs(self, job: Job) -> bool:
+        return job.key in self.hang or (job.key, job.attempt) in self.hang
+
+    @contextlib.asynccontextmanager
+    async def batch(
+        self,
+        settings: BatchSettings,
+        *,
+        checkouts: Checkouts | None = None,  # noqa: ARG002 - the protocol's; not leased here
+        on_event: EventCallback | None = None,
+    ) -> AsyncIterator[ScriptedBatch]:
+        if self.fail_on_open is not None:
+            raise self.fail_on_open
+        self.settings.append(settings)
+        batch = ScriptedBatch(self, on_event)
+        try:
+            yield batch
+        finally:
+            batch.leave()
+
+
+class ScriptedBatch:
+    """One batch of a `ScriptedBackend` (the `Batch` protocol)."""
+
+    def __init__(self, backend: ScriptedBackend, on_event: EventCallback | None) -> None:
+        self.backend = backend
+        self.on_event = on_event
+        self.start = time.monotonic()
+        self.new: deque[Job] = deque()  # submitted, "started" not yet announced
+        self.ready: deque[Job] = deque()  # will finish when the reader asks
+        self.hung: list[Job] = []
+        self.closed = False
+        self.cancelled = False
+        self.delivered = 0
+        self.wake = asyncio.Event()
+
+    def submit(self, job: Job) -> None:
+        if self.closed:
+            raise RuntimeError("submit() after close()")
+        self.backend.jobs.append(job)
+        self.new.append(job)
+        self.wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake.set()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.wake.set()
+
+    @property
+    def outstanding(self) -> int:
+        return len(self.new) + len(self.ready) + len(self.hung)
+
+    def _emit(
+        self, kind: Literal["started", "finished"], job: Job        , result: TestExecutionResult | None = None
+    ) -> None:
+        if self.on_event is not None:
+            elapsed = time.monotonic() - self.start
+            self.on_event(RunEvent(kind, job.key, job.attempt, elapsed, result))
+
+    def _announce_new(self) -> None:
+        while self.new:
+            job = self.new.popleft()
+            self._emit("started", job)
+            (self.hung if self.backend.hangs(job) else self.ready).append(job)
+
+    def _finish(self, job: Job) -> TestExecutionResult:
+        outcome = self.backend.outcome(job)
+        result = TestExecutionResult(
+            hypothesis_id=job.key,
+            result=outcome,
+            duration=0.01,
+            exit_code=EXIT_OF[outcome],
+            worktree_path="",
+            metrics={"attempt": job.attempt, "confidence": 0.6},
+        )
+        self._emit("finished", job, result)
+        return result
+
+    async def __aiter__(self) -> AsyncIterator[TestExecutionResult]:
+        while True:
+            self._announce_new()
+            if self.backend.fail_after is not None and self.delivered >= self.backend.fail_after:
+                raise OSError("scripted infrastructure failure")
+            if self.cancelled and self.hung:
+                job = self.hung.pop(0)
+                result = not_run(job)
+                self._emit("finished", job, result)
+            elif self.ready:
+                result = self._finish(self.ready.popleft())
+            elif self.closed and not self.hung:
+                return
+            else:
+                if self.hung:
+                    self.backend.waiting.set()
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            self.delivered += 1
+            yield result
+
+    def leave(self) -> None:
+        """Leaving the batch: every job without a result gets a not-run one (announced)."""
+        self._announce_new()
+        for job in [*self.ready, *self.hung]:
+            self._emit("finished", job, not_run(job))
+        self.ready.clear()
+        self.hung.clear()
