@@ -60,6 +60,9 @@ class Progress:
         row = self.rows.get(event.hypothesis_id)
         if row is None:
             return
+        if event.kind == "preparing":  # worktree, patch and setup: shown in the live view only
+            row["state"] = "preparing"
+            return
         if event.kind == "started":
             row["state"] = "running"
             row["started"] = time.monotonic()

@@ -19,7 +19,14 @@ from pathlib import Path
 
 from refute.engine import results
 from refute.engine.process import ProcessSpec, run_process, shielded
-from refute.engine.protocol import BatchSettings, Checkouts, EventCallback, Job, RunEvent
+from refute.engine.protocol import (
+    BatchSettings,
+    Checkouts,
+    EventCallback,
+    Job,
+    JobHandle,
+    RunEvent,
+)
 from refute.engine.sigchld import sigchld_default
 from refute.engine.sweep import MARKER_VARIABLE, stop_marked
 from refute.errors import CheckoutError
@@ -55,6 +62,23 @@ class LocalBackend:
                 await shielded(batch.shutdown())
 
 
+class _TaskHandle:
+    """A submitted job of a local batch: `cancel()` stops it alone (its tree is killed)."""
+
+    __slots__ = ("_task", "job")
+
+    def __init__(self, job: Job, task: asyncio.Task[None]) -> None:
+        self.job = job
+        self._task = task
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    @property
+    def done(self) -> bool:
+        return self._task.done()
+
+
 class LocalBatch:
     """One batch: bounded concurrency, jobs accepted while it runs, results as they finish."""
 
@@ -74,17 +98,18 @@ class LocalBatch:
         self.limit = limit
         self.semaphore = asyncio.Semaphore(limit)
         self.free_slots = list(range(limit - 1, -1, -1))
-        self.queue: asyncio.Queue[TestExecutionResult] = asyncio.Queue()
+        # Results in completion order; None only wakes the reader up.
+        self.queue: asyncio.Queue[TestExecutionResult | None] = asyncio.Queue()
         self.tasks: set[asyncio.Task[None]] = set()
         self.submitted = 0
         self.delivered = 0
+        self.answered: set[int] = set()  # submissions whose result is queued
         self.closed = False
         self.cancel_requested = False
         self.callback_error: Exception | None = None
         self.checked_dirs: set[Path] = set()  # directories seen to exist in this batch
         self.slow_spawns = 0
         self.spawner: ThreadPoolExecutor | None = None
-        self.wakeup = asyncio.Event()
         environment: Mapping[str, str] | None = settings.environment
         # Snapshot once per batch, as bytes: os.environ decodes on every read and Popen
         # re-encodes every entry, which was a tenth of the cost of a trivial run.
@@ -96,20 +121,28 @@ class LocalBatch:
 
     # -- the Batch protocol ----------------------------------------------------------------
 
-    def submit(self, job: Job) -> None:
-        """Queue `job`; it starts as soon as a slot is free."""
+    def submit(self, job: Job) -> JobHandle:
+        """Queue `job`; it starts as soon as a slot is free. The handle cancels it alone."""
         if self.closed:
             raise RuntimeError("submit() after close()")
         number = self.submitted
         self.submitted += 1
         task = asyncio.create_task(self._run_one(job, number))
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(lambda done: self._ended(done, job, number))
+        return _TaskHandle(job, task)
+
+    def _ended(self, task: asyncio.Task[None], job: Job, number: int) -> None:
+        self.tasks.discard(task)
+        if number not in self.answered:
+            # Cancelled before its first step: the coroutine never ran, so its `finally`
+            # did not deliver a result. Every submitted job gets exactly one.
+            self._deliver(job, results.not_run_result(job), number)
 
     def close(self) -> None:
         """No more jobs: iteration ends once every submitted job has its result."""
         self.closed = True
-        self.wakeup.set()
+        self.queue.put_nowait(None)  # wakes a reader waiting with nothing outstanding
 
     def cancel(self) -> None:
         """Stop every running job (its process tree is killed); unstarted ones are not run."""
@@ -124,28 +157,15 @@ class LocalBatch:
         return self.submitted - self.delivered
 
     async def __aiter__(self) -> AsyncIterator[TestExecutionResult]:
-        while True:
+        while not (self.closed and self.delivered == self.submitted):
             self._check_callback()
-            if self.queue.empty() and self.closed and self.delivered == self.submitted:
-                return
-            if self.queue.empty():
-                getter = asyncio.ensure_future(self.queue.get())
-                waker = asyncio.ensure_future(self.wakeup.wait())
-                try:
-                    await asyncio.wait({getter, waker}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    waker.cancel()
-                    if not getter.done():
-                        getter.cancel()
-                self.wakeup.clear()
-                if not getter.done() or getter.cancelled():
-                    continue
-                result = getter.result()
-            else:
-                result = self.queue.get_nowait()
+            result = await self.queue.get()
+            if result is None:  # a wake-up from close() or a failed callback
+                continue
             self.delivered += 1
             self._check_callback()
             yield result
+        self._check_callback()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -170,7 +190,7 @@ class LocalBatch:
             if self.callback_error is None:
                 self.callback_error = exc
                 self.cancel()
-                self.wakeup.set()
+                self.queue.put_nowait(None)
 
     def _check_callback(self) -> None:
         if self.callback_error is not None:
@@ -205,7 +225,6 @@ class LocalBatch:
                 slot = self.free_slots.pop()
                 try:
                     if not self.cancel_requested:
-                        self._emit(RunEvent("started", job.key, job.attempt, self.elapsed()))
                         result = await self._place_and_run(job, number, slot)
                 finally:
                     self.free_slots.append(slot)
@@ -215,20 +234,27 @@ class LocalBatch:
             message = f"internal error: {type(exc).__name__}: {exc}"
             result = results.error_result(job, message, 1)
         finally:
-            if result is None:
-                result = results.not_run_result(job)
-            self.queue.put_nowait(result)
-            self._emit(RunEvent("finished", job.key, job.attempt, self.elapsed(), result))
+            self._deliver(job, result or results.not_run_result(job), number)
+
+    def _deliver(self, job: Job, result: TestExecutionResult, number: int) -> None:
+        self.answered.add(number)
+        self.queue.put_nowait(result)
+        self._emit(RunEvent("finished", job.key, job.attempt, self.elapsed(), result))
 
     async def _place_and_run(self, job: Job, number: int, slot: int) -> TestExecutionResult:
+        """`preparing` while a job's checkout is made (worktree, patch, setup), then
+        `started` just before its command starts."""
         if job.checkout is not None:
             if self.checkouts is None:
                 return results.error_result(job, "no checkouts available for this job", 126)
+            self._emit(RunEvent("preparing", job.key, job.attempt, self.elapsed()))
             try:
                 async with self.checkouts.lease(job.checkout) as path:
+                    self._emit(RunEvent("started", job.key, job.attempt, self.elapsed()))
                     return await self._execute(job, path, number, slot)
             except CheckoutError as exc:
                 return results.error_result(job, str(exc), -1)
+        self._emit(RunEvent("started", job.key, job.attempt, self.elapsed()))
         if job.cwd is None:
             return results.error_result(job, f"no worktree given for hypothesis {job.key!r}", 126)
         return await self._execute(job, job.cwd, number, slot)

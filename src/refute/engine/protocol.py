@@ -27,6 +27,7 @@ __all__ = [
     "Checkouts",
     "EventCallback",
     "Job",
+    "JobHandle",
     "RunEvent",
 ]
 
@@ -56,12 +57,12 @@ class Job:
 
 @dataclass(frozen=True)
 class RunEvent:
-    """A progress event: a run `started` or `finished` (`result` is set on `finished`).
-
-    `elapsed` is seconds since the batch began.
+    """A progress event of one run: `preparing` (its worktree is being leased, patched and
+    set up; only for jobs with a checkout), `started` (its command is about to start) or
+    `finished` (`result` is set). `elapsed` is seconds since the batch began.
     """
 
-    kind: Literal["started", "finished"]
+    kind: Literal["preparing", "started", "finished"]
     hypothesis_id: str
     attempt: int
     elapsed: float
@@ -93,16 +94,28 @@ class Checkouts(Protocol):
     def lease(self, request: CheckoutRequest) -> contextlib.AbstractAsyncContextManager[Path]: ...
 
 
+class JobHandle(Protocol):
+    """A submitted job. `cancel()` stops it alone (its process tree is killed, or it never
+    starts); its result, a not-run one, still comes through the batch."""
+
+    job: Job
+
+    def cancel(self) -> None: ...
+
+    @property
+    def done(self) -> bool: ...
+
+
 class Batch(Protocol):
     """Jobs run concurrently under the batch's limits; results come in completion order.
 
     `submit` may be called at any time, also while results are being read; iteration ends
     once `close()` was called and every submitted job has a result. `cancel()` stops the
     running jobs (their process trees are killed) and gives every unfinished job a
-    not-run result.
+    not-run result; a handle's `cancel()` does the same for one job.
     """
 
-    def submit(self, job: Job) -> None: ...
+    def submit(self, job: Job) -> JobHandle: ...
 
     def close(self) -> None: ...
 
