@@ -54,8 +54,10 @@ _ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 @dataclass(frozen=True)
 class CheckoutRequest:
-    """A worktree at `commit`, with `patch` (a diff file) applied and `setup` run in it,
-    for `owner` (a hypothesis id, or "control").
+    """A worktree at `commit` (a full sha) for `owner` (a hypothesis id, or "control"),
+    with at most one change applied — `patch` (a diff file), `patch_text` (a diff),
+    `cherry_pick` (that commit's change) or `revert` (its reverse), both full shas — and
+    `setup` run in it.
 
     Requests that compare equal share one checkout (the repeats of a hypothesis do);
     requests of different owners never do. `setup_env` is what the setup adds to the
@@ -65,6 +67,9 @@ class CheckoutRequest:
     owner: str
     commit: str
     patch: str | None = None
+    patch_text: str | None = None
+    cherry_pick: str | None = None
+    revert: str | None = None
     setup: tuple[str, ...] | None = None
     setup_timeout: float = DEFAULT_SETUP_TIMEOUT
     setup_env: tuple[tuple[str, str], ...] = ()
@@ -150,6 +155,12 @@ class Hypothesis:
     env: dict[str, str] = field(default_factory=dict)
     repeat: int = 1
     timeout: float | None = None
+    runner: str = "auto"  # how exit codes are read (refute.engine.runners)
+    failure_pattern: str | None = None  # a failure not matching it failed differently
+    patch_text: str | None = None  # the other patch sources (at most one of the four)
+    commit: str | None = None
+    revert: str | None = None
+    base: str | None = None  # tested at this commit-ish instead of the session's base
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:

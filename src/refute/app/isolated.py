@@ -27,7 +27,7 @@ from refute.engine.local import LocalBackend, run_one
 from refute.engine.process import shielded
 from refute.engine.protocol import Backend, BatchSettings, EventCallback, Job
 from refute.engine.sweep import SCOPE_VARIABLE, stop_orphans
-from refute.errors import ConfigError
+from refute.errors import ConfigError, RepositoryError
 from refute.model import (
     DEFAULT_KEEP_PATHS,
     DEFAULT_SETUP_TIMEOUT,
@@ -50,6 +50,7 @@ __all__ = [
     "IsolatedRun",
     "IsolationOptions",
     "clean_after_dead",
+    "resolve_refs",
     "run_isolated",
     "test_environment",
 ]
@@ -107,32 +108,57 @@ def _attempts_of(hyp: Hypothesis, attempts: Mapping[str, Sequence[int]] | None) 
     return range(1, hyp.repeat + 1)
 
 
-def _job(
-    hyp: Hypothesis,
-    config: FalsificationConfig,
-    options: IsolationOptions,
-    commit: str,
-    attempt: int,
-) -> Job:
+def _request(
+    hyp: Hypothesis, options: IsolationOptions, commit: str, shas: Mapping[str, str]
+) -> CheckoutRequest:
+    """Where `hyp` runs: its base (or the session's), its patch source, the setup."""
     patch = None
-    if hyp.patch and hyp.id != CONTROL_ID:
+    is_control = hyp.id == CONTROL_ID
+    if hyp.patch and not is_control:
         path = Path(hyp.patch)
         if options.plan_dir is not None and not path.is_absolute():
             path = options.plan_dir / path
         patch = str(path)
+    return CheckoutRequest(
+        owner=hyp.id,
+        commit=shas[hyp.base] if hyp.base and not is_control else commit,
+        patch=patch,
+        patch_text=None if is_control else hyp.patch_text,
+        cherry_pick=shas[hyp.commit] if hyp.commit and not is_control else None,
+        revert=shas[hyp.revert] if hyp.revert and not is_control else None,
+        setup=tuple(options.setup) if options.setup else None,
+        setup_timeout=options.setup_timeout,
+        setup_env=tuple(sorted(hyp.env.items())),
+    )
+
+
+async def resolve_refs(repo: Repository, hypotheses: Sequence[Hypothesis]) -> dict[str, str]:
+    """Full shas of every commit-ish the hypotheses name (`base`, `commit`, `revert`); a
+    bad one is a RepositoryError (bad input) naming the hypothesis and field."""
+    shas: dict[str, str] = {}
+    for hyp in hypotheses:
+        for name in ("base", "commit", "revert"):
+            ref = getattr(hyp, name)
+            if ref and ref not in shas:
+                try:
+                    shas[ref] = await resolve_base(repo, ref)
+                except RepositoryError as exc:
+                    raise RepositoryError(f"hypothesis {hyp.id!r}: {name}: {exc}") from exc
+    return shas
+
+
+def _job(
+    hyp: Hypothesis,
+    config: FalsificationConfig,
+    request: CheckoutRequest,
+    attempt: int,
+) -> Job:
     return Job(
         key=hyp.id,
         attempt=attempt,
         argv=hyp.argv(),
         env=dict(hyp.env),
-        checkout=CheckoutRequest(
-            owner=hyp.id,
-            commit=commit,
-            patch=patch,
-            setup=tuple(options.setup) if options.setup else None,
-            setup_timeout=options.setup_timeout,
-            setup_env=tuple(sorted(hyp.env.items())),
-        ),
+        checkout=request,
         timeout=hyp.timeout if hyp.timeout is not None else config.test_timeout,
         exit_codes=dict(config.exit_code_overrides),
     )
@@ -189,6 +215,7 @@ async def run_isolated(
     repo = await Repository.open(repo_path)
     await clean_after_dead(repo, dry_run=False, grace=cfg.kill_grace_period)
     base = await resolve_base(repo, opts.base)
+    shas = await resolve_refs(repo, hypotheses)
     concurrency = cfg.concurrency()
     settings = BatchSettings(
         concurrency=concurrency,
@@ -214,8 +241,9 @@ async def run_isolated(
             settings, checkouts=checkouts, on_event=on_event
         ) as batch:
             for hyp in hypotheses:
+                request = _request(hyp, opts, sha, shas)
                 for attempt in _attempts_of(hyp, attempts):
-                    batch.submit(_job(hyp, cfg, opts, sha, attempt))
+                    batch.submit(_job(hyp, cfg, request, attempt))
             batch.close()
             results = [result async for result in batch]
         worktrees = {request.owner: str(path) for request, path in checkouts.paths.items()}

@@ -20,12 +20,14 @@ from refute.plan.fields import (
 )
 from refute.plan.loader import MAX_NESTING, MAX_PLAN_BYTES
 from refute.plan.models import (
+    PATCH_SOURCES,
     PLAN_SCHEMA_URI,
     ControlSpec,
     Defaults,
     HypothesisSpec,
     Plan,
     Ranking,
+    SetupSpec,
     load_plan,
     parse_plan,
     plan_json_schema,
@@ -38,6 +40,7 @@ from refute.plan.ranking import RankedHypothesis, RunOrder, rank, score
 __all__ = [
     "MAX_NESTING",
     "MAX_PLAN_BYTES",
+    "PATCH_SOURCES",
     "PLAN_SCHEMA_URI",
     "RESERVED_IDS",
     "Command",
@@ -54,6 +57,7 @@ __all__ = [
     "Ranking",
     "RunOrder",
     "Seconds",
+    "SetupSpec",
     "Share",
     "Text",
     "Weight",

@@ -23,6 +23,8 @@ __all__ = [
     "Env",
     "Estimate",
     "Outcome",
+    "Pattern",
+    "RunnerName",
     "Seconds",
     "Share",
     "Text",
@@ -31,6 +33,7 @@ __all__ = [
     "exit_code_keys",
     "hypothesis_id",
     "no_nul",
+    "regex",
     "relative_path",
     "version_one",
 ]
@@ -135,3 +138,18 @@ Command = Annotated[
 ]
 Env = Annotated[dict[str, str], AfterValidator(_env)]
 Outcome = Literal["pass", "fail", "skip", "error"]
+#: How a test's exit code is read: `auto` recognises the runner from the command.
+RunnerName = Literal["auto", "pytest", "unittest", "go", "cargo", "jest", "npm", "node", "none"]
+
+
+def regex(value: str) -> str:
+    """A pattern Python's `re` accepts (matched against a failing run's output)."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise invalid(f"is not a valid regular expression ({exc})") from None
+    return no_nul(value)
+
+
+Pattern = Annotated[str, Field(min_length=1), AfterValidator(regex)]
+

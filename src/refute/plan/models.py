@@ -45,6 +45,8 @@ from refute.plan.fields import (
     Env,
     Estimate,
     Outcome,
+    Pattern,
+    RunnerName,
     Seconds,
     Share,
     Text,
@@ -59,12 +61,14 @@ from refute.plan.fields import (
 from refute.plan.loader import parse_yaml, read_text
 
 __all__ = [
+    "PATCH_SOURCES",
     "PLAN_SCHEMA_URI",
     "ControlSpec",
     "Defaults",
     "HypothesisSpec",
     "Plan",
     "Ranking",
+    "SetupSpec",
     "load_plan",
     "parse_plan",
     "plan_json_schema",
@@ -74,6 +78,8 @@ __all__ = [
 ]
 
 PLAN_SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
+#: The fields that give a hypothesis' patch, at most one per hypothesis.
+PATCH_SOURCES = ("patch", "patch_text", "commit", "revert")
 
 
 class _Strict(BaseModel):
@@ -101,6 +107,16 @@ class Defaults(_Strict):
     )
     repeat: Count = Field(default=1, description="Runs per hypothesis (>= 1).")
     env: Env = Field(default_factory=dict, description="Environment variables (str -> str).")
+    runner: RunnerName = Field(
+        default="auto",
+        description="How exit codes are read: auto recognises pytest, unittest, go test, "
+        "cargo test, jest/npm test and node --test by their command; none: the plain table.",
+    )
+    failure_pattern: Pattern | None = Field(
+        default=None,
+        description="A failing run whose output does not match this regex failed differently "
+        "(ERROR, no evidence).",
+    )
 
 
 class ControlSpec(_Strict):
@@ -111,11 +127,22 @@ class ControlSpec(_Strict):
     repeat: Count | None = Field(default=None, description="Default: defaults.repeat.")
     env: Env = Field(default_factory=dict, description="Merged over defaults.env.")
     shell: bool = Field(default=False, description="true: a string test runs with sh -c.")
+    runner: RunnerName | None = Field(default=None, description="Default: defaults.runner.")
+    failure_pattern: Pattern | None = Field(
+        default=None, description="Default: defaults.failure_pattern."
+    )
 
     @model_validator(mode="after")
     def _splittable(self) -> Self:
         _check_test(self)
         return self
+
+
+class SetupSpec(_Strict):
+    """The setup as a mapping, for what a plain command cannot say."""
+
+    command: Command = Field(description="argv list, or a string split with shlex.")
+    shell: bool = Field(default=False, description="true: a string command runs with sh -c.")
 
 
 class Ranking(_Strict):
@@ -141,6 +168,18 @@ class HypothesisSpec(_Strict):
     patch: Annotated[str, Field(min_length=1), AfterValidator(no_nul)] | None = Field(
         default=None, description="A diff applied first; relative to the plan file's directory."
     )
+    patch_text: Annotated[str, Field(min_length=1), AfterValidator(no_nul)] | None = Field(
+        default=None, description="A unified diff, inline, applied first."
+    )
+    commit: Annotated[Text, AfterValidator(commit_ish)] | None = Field(
+        default=None, description="Apply this commit's change on the base first."
+    )
+    revert: Annotated[Text, AfterValidator(commit_ish)] | None = Field(
+        default=None, description="Apply the reverse of this commit's change on the base first."
+    )
+    base: Annotated[Text, AfterValidator(commit_ish)] | None = Field(
+        default=None, description="This hypothesis tests at another commit (default: the plan's)."
+    )
     supported_if: Literal["fails", "passes"] = Field(
         default="fails", description="passes: the patch is a candidate fix."
     )
@@ -152,6 +191,10 @@ class HypothesisSpec(_Strict):
     repeat: Count | None = Field(default=None, description="Default: defaults.repeat.")
     env: Env = Field(default_factory=dict, description="Merged over defaults.env.")
     depends_on: list[str] = Field(default_factory=list, description="Ids that run first.")
+    runner: RunnerName | None = Field(default=None, description="Default: defaults.runner.")
+    failure_pattern: Pattern | None = Field(
+        default=None, description="Default: defaults.failure_pattern."
+    )
     test_strategy: str = ""
     expected_behavior: str = ""
 
@@ -175,6 +218,26 @@ class HypothesisSpec(_Strict):
         _check_test(self)
         return self
 
+    @model_validator(mode="after")
+    def _one_patch_source(self) -> Self:
+        given = [name for name in PATCH_SOURCES if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise invalid(
+                f"give at most one patch source, not {' and '.join(given)}"
+                f" (one of: {', '.join(PATCH_SOURCES)})",
+                given[1],
+            )
+        return self
+
+    @property
+    def patch_source(self) -> tuple[str, str] | None:
+        """`(kind, value)` of the hypothesis' patch source, or None."""
+        for name in PATCH_SOURCES:
+            value = getattr(self, name)
+            if value is not None:
+                return name, value
+        return None
+
 
 class Plan(_Strict):
     """A plan file, version 1 (`docs/plan.md`)."""
@@ -190,9 +253,21 @@ class Plan(_Strict):
         default=False, description="Test a snapshot of uncommitted work."
     )
     defaults: Defaults = Defaults()
-    setup: Command | None = Field(default=None, description="Runs once per worktree before tests.")
+    setup: Command | SetupSpec | None = Field(
+        default=None,
+        description="Runs once per worktree before tests: a command, or"
+        " {command: ..., shell: true}.",
+    )
     setup_timeout: Seconds = Field(
         default=DEFAULT_SETUP_TIMEOUT, description="Seconds the setup may take."
+    )
+    setup_inputs: list[Annotated[str, AfterValidator(relative_path)]] | None = Field(
+        default=None,
+        description="Files (or globs) a warm worktree's setup depends on; it is skipped while "
+        "they and the setup command are unchanged (default: the usual lock and manifest files).",
+    )
+    runner: RunnerName | None = Field(
+        default=None, description="The same as defaults.runner (give one of the two)."
     )
     control: ControlSpec | None = None
     ranking: Ranking = Ranking()
@@ -257,21 +332,55 @@ class Plan(_Strict):
         """`exit_codes` as `classify_exit` takes them."""
         return {code: TestResult(outcome) for code, outcome in self.exit_codes.items()}
 
+    @property
+    def setup_command(self) -> list[str] | str | None:
+        """The setup command as written (a string or an argv list), or None."""
+        return self.setup.command if isinstance(self.setup, SetupSpec) else self.setup
+
+    @property
+    def setup_shell(self) -> bool:
+        """True when the setup runs through `sh -c` (`setup: {command: ..., shell: true}`)."""
+        return isinstance(self.setup, SetupSpec) and self.setup.shell
+
     def setup_argv(self) -> list[str] | None:
-        """The setup command as an argv list (a string is split with shlex), or None."""
-        if self.setup is None:
+        """The setup command as an argv list (a string is split with shlex, or run with
+        `/bin/sh -c` when the setup says `shell: true`), or None."""
+        command = self.setup_command
+        if command is None:
             return None
-        return shlex.split(self.setup) if isinstance(self.setup, str) else list(self.setup)
+        if self.setup_shell:
+            script = command if isinstance(command, str) else shlex.join(command)
+            return ["/bin/sh", "-c", script]
+        return shlex.split(command) if isinstance(command, str) else list(command)
+
+    @property
+    def default_runner(self) -> str:
+        """The runner of the plan's tests unless a hypothesis or the control says otherwise."""
+        return self.runner or self.defaults.runner
 
     @field_validator("setup")
     @classmethod
-    def _setup_splittable(cls, value: list[str] | str | None) -> list[str] | str | None:
-        if isinstance(value, str):
+    def _setup_splittable(
+        cls, value: list[str] | str | SetupSpec | None
+    ) -> list[str] | str | SetupSpec | None:
+        command = value.command if isinstance(value, SetupSpec) else value
+        shell = isinstance(value, SetupSpec) and value.shell
+        if isinstance(command, str) and not shell:
             try:
-                shlex.split(value)
+                shlex.split(command)
             except ValueError as exc:
                 raise invalid(f"cannot be split into arguments ({exc})") from None
         return value
+
+    @model_validator(mode="after")
+    def _one_runner_setting(self) -> Self:
+        if self.runner is not None and self.defaults.runner not in ("auto", self.runner):
+            raise invalid(
+                f"runner {self.runner!r} and defaults.runner {self.defaults.runner!r} disagree;"
+                " give one of the two",
+                "runner",
+            )
+        return self
 
 
 def _find_cycle(specs: Sequence[HypothesisSpec]) -> list[str]:
@@ -336,6 +445,12 @@ def to_hypotheses(
                 env={**plan.defaults.env, **spec.env},
                 repeat=spec.repeat if spec.repeat is not None else plan.defaults.repeat,
                 timeout=spec.timeout if spec.timeout is not None else plan.defaults.timeout,
+                runner=spec.runner or plan.default_runner,
+                failure_pattern=spec.failure_pattern or plan.defaults.failure_pattern,
+                patch_text=spec.patch_text,
+                commit=spec.commit,
+                revert=spec.revert,
+                base=spec.base,
             )
         )
     return result
@@ -354,6 +469,8 @@ def to_control(plan: Plan) -> Hypothesis | None:
         env={**plan.defaults.env, **control.env},
         repeat=control.repeat if control.repeat is not None else plan.defaults.repeat,
         timeout=control.timeout if control.timeout is not None else plan.defaults.timeout,
+        runner=control.runner or plan.default_runner,
+        failure_pattern=control.failure_pattern or plan.defaults.failure_pattern,
     )
 
 
@@ -396,6 +513,7 @@ _MODELS: Models = {
     (): Plan,
     ("defaults",): Defaults,
     ("control",): ControlSpec,
+    ("setup",): SetupSpec,
     ("ranking",): Ranking,
     ("hypotheses", "#"): HypothesisSpec,
 }

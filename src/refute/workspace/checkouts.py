@@ -29,6 +29,7 @@ from pathlib import Path
 from refute.errors import CheckoutError, GitError, WorktreeError
 from refute.model import DEFAULT_SETUP_TIMEOUT, CheckoutRequest
 from refute.workspace import calibration
+from refute.workspace.git import run_git
 from refute.workspace.pool import Lease, WorktreePool
 from refute.workspace.worktrees import Repository, apply_patch
 
@@ -122,11 +123,7 @@ class Checkouts:
         self.leases.append(lease)
         self.paths[request] = lease.path
         self.samples["worktree_create" if lease.fresh else "pool_acquire"].append(lease.seconds)
-        if request.patch:
-            try:
-                await apply_patch(lease.path, Path(request.patch), owner)
-            except (WorktreeError, GitError) as exc:
-                raise CheckoutError(str(exc)) from exc
+        await self._apply_change(request, lease.path)
         if request.setup:
             if self.run_setup is None:
                 raise CheckoutError("this plan has a setup but no way to run it was given")
@@ -135,6 +132,24 @@ class Checkouts:
                 raise CheckoutError(f"setup failed ({outcome.message})")
             self.samples["setup"].append(outcome.seconds)
         return lease.path
+
+    async def _apply_change(self, request: CheckoutRequest, path: Path) -> None:
+        """Apply the request's patch source (at most one) in the worktree at `path`."""
+        try:
+            if request.patch:
+                await apply_patch(path, Path(request.patch), request.owner)
+            elif request.patch_text:
+                await apply_diff(path, request.patch_text.encode(), "the inline patch_text")
+            elif request.cherry_pick:
+                diff = await commit_diff(self.repo, request.cherry_pick)
+                await apply_diff(path, diff, f"commit {request.cherry_pick[:12]}")
+            elif request.revert:
+                diff = await commit_diff(self.repo, request.revert)
+                await apply_diff(
+                    path, diff, f"the revert of commit {request.revert[:12]}", reverse=True
+                )
+        except (WorktreeError, GitError) as exc:
+            raise CheckoutError(str(exc)) from exc
 
     async def close(self) -> None:
         """Cancel unfinished preparations, release every lease, record the costs."""
@@ -152,3 +167,32 @@ class Checkouts:
         with contextlib.suppress(OSError):
             calibration.record(self.repo.id, self.samples)
         self.leases = []
+
+
+#: git's empty tree: the "parent" of a root commit.
+_EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+async def commit_diff(repo: Repository, sha: str) -> bytes:
+    """The change a (non-merge) commit made, as a binary diff against its parent."""
+    parents = (
+        await run_git(["rev-list", "--parents", "-n", "1", "--end-of-options", sha], cwd=repo.root)
+    ).stdout.split()[1:]
+    if len(parents) > 1:
+        raise WorktreeError(
+            f"commit {sha[:12]} is a merge: its change is ambiguous; give a patch instead"
+        )
+    parent = parents[0] if parents else _EMPTY_TREE
+    result = await run_git(
+        ["diff", "--binary", "--no-color", "--no-ext-diff", parent, sha, "--"], cwd=repo.root
+    )
+    return result.raw_stdout
+
+
+async def apply_diff(path: Path, diff: bytes, what: str, *, reverse: bool = False) -> None:
+    """Apply a diff in the worktree at `path`; one that does not apply is a WorktreeError."""
+    args = ["apply", "--whitespace=nowarn", *(["--reverse"] if reverse else []), "-"]
+    result = await run_git(args, cwd=path, stdin=diff, check=False)
+    if result.exit_code != 0:
+        detail = "; ".join(line for line in result.stderr.strip().splitlines() if line)
+        raise WorktreeError(f"{what} does not apply: {detail or f'exit {result.exit_code}'}")

@@ -66,6 +66,7 @@ class GitResult:
     exit_code: int
     stdout: str
     stderr: str
+    raw_stdout: bytes = b""  # stdout as git wrote it (diffs of non-UTF-8 files)
 
 
 _local_vars: frozenset[str] | None = None
@@ -174,6 +175,7 @@ async def _exec(
         proc.returncode if proc.returncode is not None else -1,
         out.decode("utf-8", errors="replace"),
         err.decode("utf-8", errors="replace"),
+        raw_stdout=out,
     )
 
 
