@@ -80,6 +80,8 @@ class IsolatedRun:
     worktrees: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     snapshot_of: str | None = None  # the base the snapshot was taken on
+    #: True when the control did not reproduce the bug and the rest was stopped (`halt`).
+    halted: bool = False
 
 
 async def test_environment() -> dict[str, str]:
@@ -197,11 +199,15 @@ async def run_isolated(
     backend: Backend | None = None,
     on_event: EventCallback | None = None,
     on_base: Callable[[str, str | None], None] | None = None,
+    halt: bool = True,
 ) -> IsolatedRun:
     """Run every attempt of every hypothesis (`repeat` of each, or `attempts`), each
     hypothesis in its own worktree of the base; see the module docstring.
 
-    `on_base(sha, snapshot_of)` is called once the base is known, before any test starts.
+    The control (id "control"), if among them, starts first; with `halt`, once all its
+    runs are in and none failed (the bug did not reproduce), every other run is stopped
+    as on Ctrl-C and gets a not-run result. `on_base(sha, snapshot_of)` is called once the
+    base is known, before any test starts.
     """
     cfg = config or FalsificationConfig()
     opts = options or IsolationOptions()
@@ -230,6 +236,7 @@ async def run_isolated(
     checkouts = Checkouts(repo, pool, run_setup=_setup_runner(settings))
     snapshot: Snapshot | None = None
     results: list[TestExecutionResult] = []
+    halted = False
     try:
         if opts.include_uncommitted:
             snapshot = await snapshot_uncommitted(repo, base)
@@ -240,12 +247,26 @@ async def run_isolated(
         async with (backend or LocalBackend()).batch(
             settings, checkouts=checkouts, on_event=on_event
         ) as batch:
-            for hyp in hypotheses:
+            # The control first: it starts before any hypothesis, so a control that does
+            # not reproduce the bug stops the session early (`halt`).
+            ordered = sorted(hypotheses, key=lambda h: h.id != CONTROL_ID)
+            control_left = 0
+            for hyp in ordered:
                 request = _request(hyp, opts, sha, shas)
                 for attempt in _attempts_of(hyp, attempts):
                     batch.submit(_job(hyp, cfg, request, attempt))
+                    control_left += hyp.id == CONTROL_ID
             batch.close()
-            results = [result async for result in batch]
+            reproduced = False
+            async for result in batch:
+                results.append(result)
+                if result.hypothesis_id != CONTROL_ID or not control_left or halted:
+                    continue
+                control_left -= 1
+                reproduced = reproduced or result.result is TestResult.FAIL
+                if halt and not control_left and not reproduced:
+                    halted = True  # the control did not reproduce: nothing else is evidence
+                    batch.cancel()
         worktrees = {request.owner: str(path) for request, path in checkouts.paths.items()}
     finally:
         await shielded(_release(repo, checkouts, snapshot))
@@ -257,6 +278,7 @@ async def run_isolated(
         worktrees=worktrees,
         timings={"wall": time.monotonic() - started},
         snapshot_of=base if snapshot else None,
+        halted=halted,
     )
 
 
