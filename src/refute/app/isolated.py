@@ -163,6 +163,8 @@ def _job(
         checkout=request,
         timeout=hyp.timeout if hyp.timeout is not None else config.test_timeout,
         exit_codes=dict(config.exit_code_overrides),
+        runner=hyp.runner,
+        failure_pattern=hyp.failure_pattern,
     )
 
 

@@ -40,7 +40,10 @@ class Job:
     of it this is; together they are unique within a batch. `argv` None means the seed's
     convention: `<cwd>/.falsification/test_<key>.sh`. The job runs in `cwd`, or in the
     directory its `checkout` is leased to. `env` is merged over the batch's environment.
-    `exit_codes` override the default exit-code table. Its logs are named
+    `exit_codes` override the default exit-code table; `runner` says how the command's
+    exit code is read ("none": the plain table; "auto": recognise pytest, unittest, ... by
+    the command, see `refute.engine.runners`); a failing run whose output does not match
+    `failure_pattern` failed differently (ERROR). Its logs are named
     `<log_stem>.stdout.log` / `.stderr.log`, by default `<key>.run<attempt>`.
     """
 
@@ -52,6 +55,8 @@ class Job:
     checkout: CheckoutRequest | None = None
     timeout: float = DEFAULT_TEST_TIMEOUT
     exit_codes: Mapping[int, TestResult] = field(default_factory=dict)
+    runner: str = "none"
+    failure_pattern: str | None = None
     log_stem: str | None = None
 
 
