@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -95,6 +94,33 @@ class ScriptedBackend:
             batch.leave()
 
 
+@dataclass
+class _Run:
+    """One submitted job of a scripted batch."""
+
+    job: Job
+    hangs: bool
+    cancelled: bool = False
+    result: TestExecutionResult | None = None
+
+
+class ScriptedHandle:
+    """What `ScriptedBatch.submit` returns (the `JobHandle` protocol)."""
+
+    def __init__(self, run: _Run, batch: ScriptedBatch) -> None:
+        self._run = run
+        self._batch = batch
+        self.job = run.job
+
+    def cancel(self) -> None:
+        self._run.cancelled = True
+        self._batch.wake.set()
+
+    @property
+    def done(self) -> bool:
+        return self._run.result is not None
+
+
 class ScriptedBatch:
     """One batch of a `ScriptedBackend` (the `Batch` protocol)."""
 
@@ -102,20 +128,22 @@ class ScriptedBatch:
         self.backend = backend
         self.on_event = on_event
         self.start = time.monotonic()
-        self.new: deque[Job] = deque()  # submitted, "started" not yet announced
-        self.ready: deque[Job] = deque()  # will finish when the reader asks
-        self.hung: list[Job] = []
+        self.runs: list[_Run] = []
+        self.unannounced: list[_Run] = []  # submitted, "started" not announced yet
         self.closed = False
         self.cancelled = False
         self.delivered = 0
         self.wake = asyncio.Event()
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job) -> ScriptedHandle:
         if self.closed:
             raise RuntimeError("submit() after close()")
         self.backend.jobs.append(job)
-        self.new.append(job)
+        run = _Run(job, hangs=self.backend.hangs(job))
+        self.runs.append(run)
+        self.unannounced.append(run)
         self.wake.set()
+        return ScriptedHandle(run, self)
 
     def close(self) -> None:
         self.closed = True
@@ -127,60 +155,66 @@ class ScriptedBatch:
 
     @property
     def outstanding(self) -> int:
-        return len(self.new) + len(self.ready) + len(self.hung)
+        return len(self.runs) - self.delivered
 
     def _emit(
-        self, kind: Literal["started", "finished"], job: Job        , result: TestExecutionResult | None = None
+        self,
+        kind: Literal["preparing", "started", "finished"],
+        job: Job,
+        result: TestExecutionResult | None = None,
     ) -> None:
         if self.on_event is not None:
             elapsed = time.monotonic() - self.start
             self.on_event(RunEvent(kind, job.key, job.attempt, elapsed, result))
 
-    def _announce_new(self) -> None:
-        while self.new:
-            job = self.new.popleft()
-            self._emit("started", job)
-            (self.hung if self.backend.hangs(job) else self.ready).append(job)
+    def _announce(self) -> None:
+        runs, self.unannounced = self.unannounced, []
+        for run in runs:
+            self._emit("started", run.job)
 
-    def _finish(self, job: Job) -> TestExecutionResult:
+    def _finish(self, run: _Run, result: TestExecutionResult) -> TestExecutionResult:
+        run.result = result
+        self._emit("finished", run.job, result)
+        return result
+
+    def _scripted(self, job: Job) -> TestExecutionResult:
         outcome = self.backend.outcome(job)
-        result = TestExecutionResult(
+        return TestExecutionResult(
             hypothesis_id=job.key,
             result=outcome,
             duration=0.01,
             exit_code=EXIT_OF[outcome],
-            worktree_path="",
             metrics={"attempt": job.attempt, "confidence": 0.6},
         )
-        self._emit("finished", job, result)
-        return result
+
+    def _next_to_finish(self) -> _Run | None:
+        for run in self.runs:
+            if run.result is None and (run.cancelled or self.cancelled or not run.hangs):
+                return run
+        return None
 
     async def __aiter__(self) -> AsyncIterator[TestExecutionResult]:
         while True:
-            self._announce_new()
+            self._announce()
             if self.backend.fail_after is not None and self.delivered >= self.backend.fail_after:
                 raise OSError("scripted infrastructure failure")
-            if self.cancelled and self.hung:
-                job = self.hung.pop(0)
-                result = not_run(job)
-                self._emit("finished", job, result)
-            elif self.ready:
-                result = self._finish(self.ready.popleft())
-            elif self.closed and not self.hung:
-                return
-            else:
-                if self.hung:
-                    self.backend.waiting.set()
-                self.wake.clear()
-                await self.wake.wait()
+            run = self._next_to_finish()
+            if run is not None:
+                stopped = run.cancelled or self.cancelled
+                result = self._finish(run, not_run(run.job) if stopped else self._scripted(run.job))
+                self.delivered += 1
+                yield result
                 continue
-            self.delivered += 1
-            yield result
+            if self.closed and all(r.result is not None for r in self.runs):
+                return
+            if any(r.result is None for r in self.runs):
+                self.backend.waiting.set()  # only hanging jobs are left
+            self.wake.clear()
+            await self.wake.wait()
 
     def leave(self) -> None:
         """Leaving the batch: every job without a result gets a not-run one (announced)."""
-        self._announce_new()
-        for job in [*self.ready, *self.hung]:
-            self._emit("finished", job, not_run(job))
-        self.ready.clear()
-        self.hung.clear()
+        self._announce()
+        for run in self.runs:
+            if run.result is None:
+                self._finish(run, not_run(run.job))

@@ -342,27 +342,40 @@ def test_calculate_confidence(outcome: TestResult, duration: float, expected: fl
     assert TestExecutor()._calculate_confidence(outcome, duration) == pytest.approx(expected)
 
 
-def test_confidence_is_recorded_in_metrics(tmp_path: Path) -> None:
+def test_confidence_in_metrics_follows_the_seed_rule_on_real_runs(tmp_path: Path) -> None:
+    """The seed's rule, checked against its known values on runs of each kind: TIMEOUT
+    0.3, ERROR 0.2, PASS and FAIL 0.6 under 5 s and 0.85 from 5 s."""
     worktree = make_worktree(tmp_path, "w")
-    executor = AsyncTestExecutor(FalsificationConfig(test_timeout=30))
-    results = executor.execute_parallel(
-        [py_hypothesis("ok", "pass"), py_hypothesis("bad", "raise SystemExit(1)")],
-        {"ok": worktree, "bad": worktree},
-    )
-    for result in results:
-        assert result.metrics["confidence"] == pytest.approx(
-            executor._calculate_confidence(result.result, result.duration)
-        )
-    # These runs take well under 5 s.
-    assert [r.metrics["confidence"] for r in results] == [pytest.approx(0.6)] * 2
+    hypotheses = [
+        py_hypothesis("quick-pass", "pass"),
+        py_hypothesis("quick-fail", "raise SystemExit(1)"),
+        py_hypothesis("slow-pass", "import time; time.sleep(5.2)"),
+        py_hypothesis("slow-fail", "import time; time.sleep(5.2); raise SystemExit(1)"),
+        py_hypothesis("crashes", "raise SystemExit(127)"),
+        Hypothesis(id="not-found", description="", test=["/nonexistent/refute-no-such-command"]),
+        py_hypothesis("hangs", "import time; time.sleep(30)", timeout=SHORT_TIMEOUT),
+    ]
+    executor = AsyncTestExecutor(FalsificationConfig(test_timeout=60, max_concurrent_tests=7))
+    results = executor.execute_parallel(hypotheses, {h.id: worktree for h in hypotheses})
+    by_id = {r.hypothesis_id: r for r in results}
 
-
-def test_timeout_confidence_in_metrics(tmp_path: Path) -> None:
-    worktree = make_worktree(tmp_path, "w")
-    hyp = py_hypothesis("slow", "import time; time.sleep(30)", timeout=SHORT_TIMEOUT)
-    result = run_one(hyp, worktree)
-    assert result.result is TestResult.TIMEOUT
-    assert result.metrics["confidence"] == pytest.approx(0.3)
+    expected = {
+        "quick-pass": (TestResult.PASS, 0.6),
+        "quick-fail": (TestResult.FAIL, 0.6),
+        "slow-pass": (TestResult.PASS, 0.85),
+        "slow-fail": (TestResult.FAIL, 0.85),
+        "crashes": (TestResult.ERROR, 0.2),
+        "not-found": (TestResult.ERROR, 0.2),
+        "hangs": (TestResult.TIMEOUT, 0.3),
+    }
+    assert {k: r.result for k, r in by_id.items()} == {k: v[0] for k, v in expected.items()}
+    for hyp_id, (_, confidence) in expected.items():
+        assert by_id[hyp_id].metrics["confidence"] == pytest.approx(confidence), hyp_id
+    # The runs fell on the side of the 5 s line their expected value assumes.
+    assert by_id["slow-pass"].duration >= 5.0
+    assert by_id["slow-fail"].duration >= 5.0
+    assert by_id["quick-pass"].duration < 5.0
+    assert by_id["quick-fail"].duration < 5.0
 
 
 # -- direct async API ------------------------------------------------------------------------

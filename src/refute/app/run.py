@@ -29,7 +29,19 @@ from typing import Any
 from refute import analysis
 from refute.app.isolated import IsolationOptions, run_isolated
 from refute.app.spec import SessionSpec, spec_from_document
-from refute.document import CONTROL_ID, EXIT_CODES, SCHEMA
+from refute.document import (
+    CONTROL_ID,
+    CONTROL_PENDING,
+    EXIT_CODES,
+    SCHEMA,
+    Base,
+    ControlEntry,
+    HypothesisEntry,
+    ParallelDecisionRecord,
+    SessionDocument,
+    SessionInfo,
+    Settings,
+)
 from refute.engine.local import LocalBackend
 from refute.engine.process import shielded
 from refute.engine.protocol import Backend, RunEvent
@@ -61,64 +73,76 @@ def _now() -> str:
 
 
 def new_document(spec: SessionSpec, session_id: str) -> dict[str, Any]:
-    """The document of a session that has not run yet (docs/report.md)."""
-    hypotheses = []
-    for position, (hyp, fields) in enumerate(zip(spec.hypotheses, spec.specs, strict=True), 1):
-        entry = {"rank": position, **fields}
-        entry.update(
-            id=hyp.id,
-            description=hyp.description,
-            test=hyp.argv(),
-            shell=hyp.shell,
-            patch=hyp.patch,
-            env=dict(hyp.env),
-            repeat=hyp.repeat,
-            timeout=hyp.timeout if hyp.timeout is not None else spec.config.test_timeout,
-            runs=[],
+    """The document of a session that has not run yet (docs/report.md).
+
+    Built through the models of `refute.document` (so a value of the wrong type fails
+    here, not in the store), then dumped to the plain dict the session carries on with:
+    only the keys set here, in the order the models list them.
+    """
+    hypotheses = [
+        HypothesisEntry.model_validate(
+            {
+                "rank": position,
+                **fields,
+                "id": hyp.id,
+                "description": hyp.description,
+                "test": hyp.argv(),
+                "shell": hyp.shell,
+                "patch": hyp.patch,
+                "env": dict(hyp.env),
+                "repeat": hyp.repeat,
+                "timeout": hyp.timeout if hyp.timeout is not None else spec.config.test_timeout,
+                "runs": [],
+            }
         )
-        hypotheses.append(entry)
+        for position, (hyp, fields) in enumerate(zip(spec.hypotheses, spec.specs, strict=True), 1)
+    ]
     control = None
     if spec.control is not None:
-        control = {
-            "test": spec.control.argv(),
-            "shell": spec.control.shell,
-            "env": dict(spec.control.env),
-            "repeat": spec.control.repeat,
-            "timeout": spec.control.timeout or spec.config.test_timeout,
-            "verdict": "pending",
-            "runs": [],
+        control = ControlEntry(
+            test=spec.control.argv(),
+            shell=spec.control.shell,
+            env=dict(spec.control.env),
+            repeat=spec.control.repeat,
+            timeout=spec.control.timeout or spec.config.test_timeout,
+            verdict=CONTROL_PENDING,
+            runs=[],
+        )
+    settings = Settings.model_validate(
+        {
+            **spec.settings,
+            "setup": spec.setup,
+            "setup_timeout": spec.setup_timeout,
+            "keep_paths": list(spec.keep_paths),
+            "exit_codes": {str(k): v.value for k, v in spec.config.exit_code_overrides.items()},
         }
-    return {
-        "schema": SCHEMA,
-        "session": {
-            "id": session_id,
-            "repo": str(spec.repo),
-            "plan_path": spec.plan_path,
-            "bug": spec.bug,
-            "status": "running",
-            "started_at": _now(),
-            "finished_at": None,
-            "base": {
-                "ref": spec.base,
-                "sha": None,
-                "snapshot_of": None,
-                "include_uncommitted": spec.include_uncommitted,
-            },
-            "settings": {
-                **spec.settings,
-                "setup": spec.setup,
-                "setup_timeout": spec.setup_timeout,
-                "keep_paths": list(spec.keep_paths),
-                "exit_codes": {str(k): v.value for k, v in spec.config.exit_code_overrides.items()},
-            },
-            "parallel_decision": spec.parallel_decision,
-            "exit_code": None,
-            "error": None,
-        },
-        "control": control,
-        "hypotheses": hypotheses,
-        "summary": None,
-    }
+    )
+    decision = spec.parallel_decision
+    session = SessionInfo(
+        id=session_id,
+        repo=str(spec.repo),
+        plan_path=spec.plan_path,
+        bug=spec.bug,
+        status="running",
+        started_at=_now(),
+        finished_at=None,
+        base=Base(
+            ref=spec.base,
+            sha=None,
+            snapshot_of=None,
+            include_uncommitted=spec.include_uncommitted,
+        ),
+        settings=settings,
+        parallel_decision=(
+            ParallelDecisionRecord.model_validate(decision) if decision is not None else None
+        ),
+        exit_code=None,
+        error=None,
+    )
+    document = SessionDocument(
+        schema=SCHEMA, session=session, control=control, hypotheses=hypotheses, summary=None
+    )
+    return document.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 class _Recorder:
@@ -252,10 +276,16 @@ async def _execute(
     except (GitError, WorktreeError, OSError) as exc:
         status, exit_code, error = "failed", EXIT_CODES["infrastructure"], str(exc)
     except RefuteError as exc:
-        # Bad input found only now (e.g. a resumed session's commit is gone): the session
-        # is recorded as failed with the reason, and the error goes on to the caller.
+        # Found only now (e.g. a resumed session's commit is gone): the session is recorded
+        # as failed with the reason and the exit code of its kind; the error goes on.
         elapsed = time.monotonic() - started
-        await _finish(store, doc, "failed", EXIT_CODES["usage"], str(exc), elapsed)
+        await _finish(store, doc, "failed", EXIT_CODES[exc.kind], str(exc), elapsed)
+        raise
+    except Exception as exc:
+        # Anything else (a broken progress callback, a bug): never leave it "running".
+        elapsed = time.monotonic() - started
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        await _finish(store, doc, "failed", EXIT_CODES["infrastructure"], message, elapsed)
         raise
     return await _finish(store, doc, status, exit_code, error, time.monotonic() - started)
 
