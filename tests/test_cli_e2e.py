@@ -470,10 +470,12 @@ def test_run_output_file_in_every_format(project: Project, fmt: str) -> None:
     assert proc.stdout == ""
 
 
-def test_run_control_not_reproduced_exits_3(project: Project) -> None:
+def test_run_control_not_reproduced_with_no_halt_runs_everything_and_exits_3(
+    project: Project,
+) -> None:
     plan = project.write_plan("plan.yaml", full_plan(control_reproduces=False))
     before = fingerprint(project.repo)
-    proc = project.run("run", plan, "--format", "json")
+    proc = project.run("run", plan, "--format", "json", "--no-halt")
     assert proc.returncode == 3, proc.stderr
     doc = json.loads(proc.stdout)
     check_json_report(doc, reproduced=False)
@@ -487,6 +489,34 @@ def test_run_control_not_reproduced_exits_3(project: Project) -> None:
     text = project.run("show", doc["session"]["id"])
     assert text.returncode == 0, text.stderr
     assert "unreliable" in text.stdout
+
+
+def test_a_control_that_passes_halts_the_session_in_seconds(project: Project) -> None:
+    """Control first, halt early: hypotheses that would sleep 60 s are stopped at once."""
+    sleepy = py("import time; time.sleep(60)")
+    plan = project.write_plan(
+        "plan.yaml",
+        {
+            "version": 1,
+            "bug": "b",
+            "control": {"test": py("raise SystemExit(0)")},
+            "hypotheses": [
+                {"id": f"slow-{i}", "description": "sleeps", "test": sleepy} for i in range(3)
+            ],
+        },
+    )
+    start = time.monotonic()
+    proc = project.run("run", plan, "--format", "json", "-j", "4")
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 3, proc.stderr
+    assert elapsed < 40, f"{elapsed:.1f}s: the 60 s tests were not stopped"
+    assert "the control did not reproduce the bug" in proc.stderr
+    assert "--no-halt" in proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["control"]["verdict"] == "not_reproduced"
+    runs = [run for hyp in doc["hypotheses"] for run in hyp["runs"]]
+    assert runs
+    assert all(run["metrics"].get("not_run") for run in runs)
 
 
 # -- check, show, history, schema, clean, help, version ---------------------------------------

@@ -15,6 +15,7 @@ __all__ = [
     "GitError",
     "Interrupted",
     "InvalidIdError",
+    "PlanCheckError",
     "PlanError",
     "RefuteError",
     "RepositoryError",
@@ -158,6 +159,20 @@ class PlanError(ConfigError):
 
     def __reduce__(self) -> tuple[type[PlanError], tuple[str, str, str, int | None]]:
         return (type(self), (self.path, self.field, self.message, self.line))
+
+
+class PlanCheckError(RefuteError):
+    """A plan that parses but cannot work: a patch that does not apply, a command that cannot
+    be found, shell syntax without a shell, ... `problems` holds one line for each.
+
+    Raised by `refute.app.run_plan` (and reported, not raised, by `refute.app.check`) before
+    anything is created; front ends show every line.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"{problems[0] if problems else 'the plan has problems'}{more}")
+        self.problems = problems
 
 
 class Interrupted(RefuteError):  # noqa: N818 - reads as what happened

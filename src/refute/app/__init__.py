@@ -6,6 +6,7 @@ these, and render what it returns.
 """
 
 from refute.app.commands import (
+    CheckReport,
     CleanResult,
     RunOptions,
     check,
@@ -20,6 +21,7 @@ from refute.app.run import ResumeResult, resume_session, run_session
 from refute.app.spec import SessionSpec, spec_from_document, spec_from_plan
 
 __all__ = [
+    "CheckReport",
     "CleanResult",
     "ResumeResult",
     "RunOptions",

@@ -14,6 +14,7 @@ from typing import Any
 
 from refute.app.example import demo_environment
 from refute.app.isolated import clean_after_dead
+from refute.app.preflight import Findings, find_problems
 from refute.app.queries import history, show
 from refute.app.run import (
     CreatedCallback,
@@ -24,13 +25,14 @@ from refute.app.run import (
 )
 from refute.app.spec import SessionSpec, spec_from_plan
 from refute.engine.protocol import Backend
-from refute.errors import RepositoryError
+from refute.errors import PlanCheckError, RepositoryError
 from refute.model import FalsificationConfig
-from refute.plan import load_plan
+from refute.plan import Plan, load_plan
 from refute.workspace.reconcile import CleanReport
 from refute.workspace.worktrees import Repository
 
 __all__ = [
+    "CheckReport",
     "CleanResult",
     "RunOptions",
     "check",
@@ -53,15 +55,37 @@ class RunOptions:
     parallel: bool = True
     max_hypotheses: int | None = None
     keep_worktrees: bool = False
+    halt: bool = True  # False: `--no-halt`, run everything even when the control passes
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What `check` found: the session the plan would run, and what is wrong with it."""
+
+    spec: SessionSpec
+    findings: Findings
+
+    @property
+    def valid(self) -> bool:
+        return not self.findings.problems
 
 
 async def check(
     plan_path: Path, *, repo: Path = Path(), options: RunOptions | None = None
+) -> CheckReport:
+    """Validate and rank a plan against the repository, as `run_plan` would, running
+    nothing; every problem is listed (a plan that does not even parse raises PlanError)."""
+    plan = load_plan(plan_path)
+    spec = await _spec(plan, plan_path, repo, options)
+    return CheckReport(spec, await find_problems(plan, spec))
+
+
+async def _spec(
+    plan: Plan, plan_path: Path, repo: Path, options: RunOptions | None
 ) -> SessionSpec:
-    """Validate and rank a plan against the repository, as `run_plan` would, running nothing."""
     opts = options or RunOptions()
     return await spec_from_plan(
-        load_plan(plan_path),
+        plan,
         plan_path,
         repo,
         jobs=opts.jobs,
@@ -70,6 +94,7 @@ async def check(
         parallel=opts.parallel,
         max_hypotheses=opts.max_hypotheses,
         keep_worktrees=opts.keep_worktrees,
+        halt=opts.halt,
     )
 
 
@@ -83,8 +108,12 @@ async def run_plan(
     on_event: EventCallback | None = None,
     on_created: CreatedCallback | None = None,
 ) -> dict[str, Any]:
-    """Check the plan, then run it as a new session; returns the analysed document."""
-    spec = await check(plan_path, repo=repo, options=options)
+    """Check the plan (`check`: any problem raises PlanCheckError before anything is created),
+    then run it as a new session; returns the analysed document."""
+    report = await check(plan_path, repo=repo, options=options)
+    if not report.valid:
+        raise PlanCheckError([str(problem) for problem in report.findings.problems])
+    spec = report.spec
     return await run_session(
         spec, backend=backend, store_path=store_path, on_event=on_event, on_created=on_created
     )

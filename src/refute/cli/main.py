@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from refute import __version__, app, reports
-from refute.cli.progress import Progress
-from refute.cli.signals import run_interruptible
+from refute import __version__
 from refute.document import EXIT_CODES
-from refute.errors import ErrorKind, Interrupted, RefuteError
+from refute.errors import ErrorKind, Interrupted, PlanCheckError, RefuteError
+
+# The use cases, the reports, rich and asyncio are imported by the commands that need
+# them, not here: `refute --version` and `refute --help` import click and little else
+# (docs/performance.md, "Whole session").
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from refute.app import CheckReport
+    from refute.cli.progress import Progress
 
 __all__ = [
     "EXIT_INFRASTRUCTURE",
@@ -61,25 +66,69 @@ FORMATS = ("text", "json", "markdown", "junit", "html")
 
 def _console() -> Console:
     """A console for stdout; when it is not a terminal, wide enough that ids never wrap."""
+    from rich.console import Console  # noqa: PLC0415 - lazy: start-up
+
     return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _add_plain_row(table: Table, *cells: str) -> None:
     """A table row whose cells are shown as they are (user text is never rich markup)."""
+    from rich.text import Text  # noqa: PLC0415 - lazy: start-up
+
     table.add_row(*(Text(cell) for cell in cells))
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
 
 
 def _fail(message: str, code: int) -> NoReturn:
     """One line on stderr and the exit code; the CLI never shows a traceback for input."""
-    one_line = " ".join(str(message).split())
-    click.echo(f"refute: error: {one_line}", err=True)
+    click.echo(f"refute: error: {_one_line(message)}", err=True)
     raise SystemExit(code)
+
+
+def _check_json(plan: Path, report: CheckReport) -> str:
+    """`refute check --format json`: what is wrong, and what would run."""
+    import json  # noqa: PLC0415 - lazy: start-up
+
+    spec = report.spec
+    data = {
+        "plan": str(plan),
+        "valid": report.valid,
+        "problems": [finding.to_dict() for finding in report.findings.problems],
+        "warnings": [finding.to_dict() for finding in report.findings.warnings],
+        "bug": spec.bug,
+        "hypotheses": [
+            {
+                "rank": rank,
+                "id": hyp.id,
+                "score": fields.get("score"),
+                "test": hyp.argv(),
+                "repeat": hyp.repeat,
+                "timeout": hyp.timeout or spec.config.test_timeout,
+                "supported_if": fields.get("supported_if", "fails"),
+                "patch": hyp.patch,
+                "depends_on": fields.get("depends_on") or [],
+            }
+            for rank, (hyp, fields) in enumerate(
+                zip(spec.hypotheses, spec.specs, strict=True), start=1
+            )
+        ],
+        "dropped": spec.settings.get("dropped") or [],
+        "control": None if spec.control is None else {"test": spec.control.argv()},
+        "concurrency": spec.config.concurrency(),
+        "parallel_decision": spec.parallel_decision,
+    }
+    return json.dumps(data, indent=2)
 
 
 # -- output ---------------------------------------------------------------------------------
 
 
 def _emit_report(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
+    from refute import reports  # noqa: PLC0415 - lazy: start-up
+
     if output is not None:
         text = reports.render(doc, fmt)
         try:
@@ -90,6 +139,8 @@ def _emit_report(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
         return
     if fmt == "text":
         color = sys.stdout.isatty()
+        from rich.console import Console  # noqa: PLC0415 - lazy: start-up
+
         width = Console().width if color else 100
         click.echo(reports.render(doc, "text", color=color, width=width), nl=False)
     else:
@@ -100,6 +151,9 @@ def _emit_report(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
 def _run_with_progress(
     factory: Callable[[Progress], Coroutine[Any, Any, dict[str, Any]]],
 ) -> dict[str, Any]:
+    from refute.cli.progress import Progress  # noqa: PLC0415 - lazy: start-up
+    from refute.cli.signals import run_interruptible  # noqa: PLC0415 - lazy: start-up
+
     progress = Progress(live=sys.stderr.isatty())
     try:
         return run_interruptible(lambda: factory(progress))
@@ -168,6 +222,12 @@ def _positive(name: str, value: float | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report to FILE.")
 @click.option("--keep-worktrees", is_flag=True, help="Keep every worktree after the run.")
+@click.option(
+    "--no-halt",
+    is_flag=True,
+    help="Run every test even when the control does not reproduce the bug"
+    " (default: stop the others at once and exit 3).",
+)
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
 def run(
     plan: Path,
@@ -179,9 +239,12 @@ def run(
     fmt: str,
     output: Path | None,
     keep_worktrees: bool,
+    no_halt: bool,
     repo: Path,
 ) -> int:
     """Run a plan: every hypothesis' test in its own worktree, concurrently."""
+    from refute import app  # noqa: PLC0415 - lazy: start-up
+
     _positive("--timeout", timeout)
     _positive("--repeat", repeat)
     _positive("--max-hypotheses", max_hypotheses)
@@ -192,6 +255,7 @@ def run(
         parallel=not no_parallel,
         max_hypotheses=max_hypotheses,
         keep_worktrees=keep_worktrees,
+        halt=not no_halt,
     )
     doc = _run_with_progress(
         lambda progress: app.run_plan(
@@ -202,8 +266,29 @@ def run(
             on_created=progress.created,
         )
     )
+    _say_if_halted(doc)
     _emit_report(doc, fmt, output)
     return int(doc["session"]["exit_code"] or 0)
+
+
+def _say_if_halted(doc: dict[str, Any]) -> None:
+    """One line when the control did not reproduce and the other runs were stopped."""
+    control = doc.get("control") or {}
+    if control.get("verdict") != "not_reproduced":
+        return
+    stopped = sum(
+        1
+        for hyp in doc.get("hypotheses") or []
+        for run in hyp.get("runs") or []
+        if (run.get("metrics") or {}).get("not_run")
+    )
+    if stopped:
+        click.echo(
+            "refute: the control did not reproduce the bug on the unmodified base, so nothing"
+            f" else is evidence: {stopped} other run(s) were stopped or not started"
+            " (--no-halt runs them anyway)",
+            err=True,
+        )
 
 
 @cli.command()
@@ -211,11 +296,35 @@ def run(
 @click.option("-j", "--jobs", help="Tests at once: a number or 'auto'.")
 @click.option("--max-hypotheses", type=int, help="Keep only the K best-ranked hypotheses.")
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
-def check(plan: Path, jobs: str | None, max_hypotheses: int | None, repo: Path) -> int:
-    """Validate and rank a plan, show what would run and the parallelization decision."""
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="json: the problems, warnings and what would run, for agents and scripts.",
+)
+def check(plan: Path, jobs: str | None, max_hypotheses: int | None, repo: Path, fmt: str) -> int:
+    """Validate and rank a plan, check it against the repository (patches apply, commands
+    exist, no shell syntax without a shell), show what would run; exit 2 on any problem."""
+    from rich.table import Table  # noqa: PLC0415 - lazy: start-up
+
+    from refute import app  # noqa: PLC0415 - lazy: start-up
+    from refute.cli.signals import run_interruptible  # noqa: PLC0415 - lazy: start-up
+
     _positive("--max-hypotheses", max_hypotheses)
     options = app.RunOptions(jobs=_jobs(jobs), max_hypotheses=max_hypotheses)
-    spec = run_interruptible(lambda: app.check(plan, repo=repo, options=options))
+    report = run_interruptible(lambda: app.check(plan, repo=repo, options=options))
+    spec = report.spec
+    if fmt == "json":
+        click.echo(_check_json(plan, report))
+        return 0 if report.valid else EXIT_USAGE
+    for warning in report.findings.warnings:
+        click.echo(f"refute: warning: {_one_line(str(warning))}", err=True)
+    if not report.valid:
+        for problem in report.findings.problems:
+            click.echo(f"refute: error: {_one_line(str(problem))}", err=True)
+        return EXIT_USAGE
     console = _console()
     # Plan text is the user's: never read as rich markup (`[x]` in a bug title is text).
     console.print(f"plan {plan}: valid. bug: {spec.bug}", markup=False, highlight=False)
@@ -271,6 +380,9 @@ def check(plan: Path, jobs: str | None, max_hypotheses: int | None, repo: Path) 
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
 def show(session: str | None, fmt: str, output: Path | None, repo: Path) -> int:
     """Show a stored session (default: the latest of this repository) in any format."""
+    from refute import app  # noqa: PLC0415 - lazy: start-up
+    from refute.cli.signals import run_interruptible  # noqa: PLC0415 - lazy: start-up
+
     doc = run_interruptible(lambda: app.show(session, repo=repo))
     _emit_report(doc, fmt, output)
     return 0
@@ -282,6 +394,11 @@ def show(session: str | None, fmt: str, output: Path | None, repo: Path) -> int:
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
 def history(all_repos: bool, limit: int, repo: Path) -> int:
     """List recorded sessions, newest first."""
+    from rich.table import Table  # noqa: PLC0415 - lazy: start-up
+
+    from refute import app  # noqa: PLC0415 - lazy: start-up
+    from refute.cli.signals import run_interruptible  # noqa: PLC0415 - lazy: start-up
+
     rows = run_interruptible(lambda: app.history(repo=repo, all_repos=all_repos, limit=limit))
     table = Table(title="refute sessions")
     for column in ("session", "started", "status", "exit", "verdicts", "bug"):
@@ -310,6 +427,8 @@ def history(all_repos: bool, limit: int, repo: Path) -> int:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report to FILE.")
 def resume(session: str, fmt: str, output: Path | None) -> int:
     """Run again the tests of SESSION that have no final result (after a crash or Ctrl-C)."""
+    from refute import app  # noqa: PLC0415 - lazy: start-up
+
     outcome: list[app.ResumeResult] = []
 
     async def go(progress: Progress) -> dict[str, Any]:
@@ -329,6 +448,9 @@ def resume(session: str, fmt: str, output: Path | None) -> int:
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
 def clean(dry_run: bool, repo: Path) -> int:
     """Remove what dead refute processes left: worktrees, refs, processes, temp files."""
+    from refute import app  # noqa: PLC0415 - lazy: start-up
+    from refute.cli.signals import run_interruptible  # noqa: PLC0415 - lazy: start-up
+
     result = run_interruptible(lambda: app.clean(repo, dry_run=dry_run))
     report = result.report
     verb = "would remove" if dry_run else "removed"
@@ -358,6 +480,7 @@ def schema(which: str) -> int:
     """Print the JSON Schema of plan files (or, with --report, of JSON reports)."""
     import json  # noqa: PLC0415 - only this command needs it
 
+    from refute import reports  # noqa: PLC0415 - only this command needs it
     from refute.plan import plan_json_schema  # noqa: PLC0415 - only this command needs it
 
     data = reports.REPORT_JSON_SCHEMA if which == "report" else plan_json_schema()
@@ -369,6 +492,7 @@ def schema(which: str) -> int:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 def demo(fmt: str) -> int:
     """Run the built-in example: a planted bug, four hypotheses, a control."""
+    from refute import app  # noqa: PLC0415 - lazy: start-up
 
     def announce(repo: Path) -> None:
         click.echo(f"refute demo: a throwaway repository at {repo} (removed afterwards)", err=True)
@@ -397,6 +521,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _fail(f"{exc.format_message()} (see `refute --help`)", exc.exit_code)
     except Interrupted:
         raise SystemExit(EXIT_INTERRUPTED) from None
+    except PlanCheckError as exc:  # every problem of the plan, one line each
+        for problem in exc.problems:
+            click.echo(f"refute: error: {_one_line(problem)}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
     except RefuteError as exc:
         _fail(str(exc), _EXIT_BY_KIND[exc.kind])
     except KeyboardInterrupt:
@@ -405,6 +533,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_INFRASTRUCTURE)
     except Exception as exc:  # the last line of defence: still one line, exit 4
         if os.environ.get("REFUTE_DEBUG"):
+            import traceback  # noqa: PLC0415 - only on this path
+
             traceback.print_exc()
         _fail(
             f"internal error: {type(exc).__name__}: {exc} (set REFUTE_DEBUG=1 for details)",
