@@ -522,6 +522,61 @@ def test_a_control_that_passes_halts_the_session_in_seconds(project: Project) ->
 # -- check, show, history, schema, clean, help, version ---------------------------------------
 
 
+def test_check_lists_every_problem_and_run_refuses_before_anything(project: Project) -> None:
+    (project.plans / "stale.diff").write_text(
+        "--- a/calc.py\n+++ b/calc.py\n@@ -1 +1 @@\n-nothing like this\n+x\n",
+        encoding="utf-8",
+    )
+    plan = project.write_plan(
+        "plan.yaml",
+        {
+            "version": 1,
+            "bug": "b",
+            "setup": "pip install -e . && echo done",
+            "hypotheses": [
+                {"id": "stale", "description": "d", "test": py("pass"), "patch": "stale.diff"},
+                {"id": "typo", "description": "d", "test": ["pytets", "-x"]},
+                {"id": "no-test", "description": "no test and no seed script"},
+            ],
+        },
+    )
+    before = fingerprint(project.repo)
+    proc = project.run("check", plan)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("refute: error: ")]
+    assert any("setup:" in line and "'&&'" in line and "shell: true" in line for line in errors)
+    assert any("(stale).patch:" in line and "does not apply" in line for line in errors)
+    assert any("(no-test).test:" in line and "test_no-test.sh" in line for line in errors)
+    # With a setup, a missing command is a warning: the setup may install it.
+    assert any("(typo).test" in line and "pytets" in line for line in proc.stderr.splitlines())
+    assert "Traceback" not in proc.stderr
+    as_json = project.run("check", plan, "--format", "json")
+    assert as_json.returncode == 2
+    data = json.loads(as_json.stdout)
+    assert data["valid"] is False
+    assert {p["hypothesis"] for p in data["problems"]} >= {"stale", "no-test", None}
+    run = project.run("run", plan)
+    assert run.returncode == 2
+    assert "does not apply" in run.stderr
+    history = project.run("history")
+    assert "no sessions yet" in history.stdout  # nothing was created
+    assert fingerprint(project.repo) == before
+
+
+def test_check_without_setup_a_missing_command_is_an_error(project: Project) -> None:
+    plan = project.write_plan(
+        "plan.yaml",
+        {
+            "version": 1,
+            "bug": "b",
+            "hypotheses": [{"id": "typo", "description": "d", "test": ["pytets", "-x"]}],
+        },
+    )
+    proc = project.run("check", plan)
+    assert proc.returncode == 2, proc.stderr
+    assert "(typo).test: command 'pytets' not found on PATH" in proc.stderr
+
+
 def test_check_runs_nothing(project: Project) -> None:
     plan = project.write_plan("plan.yaml", full_plan())
     before = fingerprint(project.repo)

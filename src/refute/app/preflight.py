@@ -79,20 +79,22 @@ async def find_problems(plan: Plan, spec: SessionSpec) -> Findings:
             if problem:
                 found.problems.append(Finding(_where(index, hyp, source), problem, hyp.id))
         argv = hyp.argv()
-        if argv is None:
+        if argv is None:  # the seed's script must be in the base: a setup does not make it
             problem = await preflight.seed_script_problem(
                 repo, commit, hyp.id, patch=change, reverse=reverse, uncommitted=uncommitted
             )
-        else:
-            problem = await preflight.command_problem(
-                repo,
-                commit,
-                argv,
-                env_path,
-                patch=change,
-                reverse=reverse,
-                uncommitted=uncommitted,
-            )
+            if problem:
+                found.problems.append(Finding(_where(index, hyp, "test"), problem, hyp.id))
+            continue
+        problem = await preflight.command_problem(
+            repo,
+            commit,
+            argv,
+            env_path,
+            patch=change,
+            reverse=reverse,
+            uncommitted=uncommitted,
+        )
         if problem and spec.setup:
             message = f"{problem} (the setup may create it)"
             found.warnings.append(Finding(_where(index, hyp, "test"), message, hyp.id))
