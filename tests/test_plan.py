@@ -180,7 +180,7 @@ def test_defaults_fill_in_what_the_plan_leaves_out(tmp_path: Path) -> None:
     assert plan.control is None
     assert to_control(plan) is None
     assert plan.ranking == Ranking()
-    assert (plan.max_hypotheses, plan.concurrency, plan.keep_paths) == (None, 5, None)
+    assert (plan.max_hypotheses, plan.concurrency, plan.keep_paths) == (None, "auto", None)
     assert plan.exit_code_overrides() == {}
     spec = plan.hypotheses[0]
     assert spec.supported_if == "fails"

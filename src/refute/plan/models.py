@@ -31,7 +31,6 @@ from pydantic import (
 
 from refute.document import CONTROL_ID
 from refute.model import (
-    DEFAULT_CONCURRENCY,
     DEFAULT_SETUP_TIMEOUT,
     DEFAULT_TEST_TIMEOUT,
     FalsificationConfig,
@@ -68,7 +67,6 @@ __all__ = [
     "HypothesisSpec",
     "Plan",
     "Ranking",
-    "SetupSpec",
     "load_plan",
     "parse_plan",
     "plan_json_schema",
@@ -136,13 +134,6 @@ class ControlSpec(_Strict):
     def _splittable(self) -> Self:
         _check_test(self)
         return self
-
-
-class SetupSpec(_Strict):
-    """The setup as a mapping, for what a plain command cannot say."""
-
-    command: Command = Field(description="argv list, or a string split with shlex.")
-    shell: bool = Field(default=False, description="true: a string command runs with sh -c.")
 
 
 class Ranking(_Strict):
@@ -253,10 +244,13 @@ class Plan(_Strict):
         default=False, description="Test a snapshot of uncommitted work."
     )
     defaults: Defaults = Defaults()
-    setup: Command | SetupSpec | None = Field(
+    setup: Command | None = Field(
         default=None,
-        description="Runs once per worktree before tests: a command, or"
+        description="Runs once per worktree before tests. Also written as a mapping"
         " {command: ..., shell: true}.",
+    )
+    setup_shell: bool = Field(
+        default=False, description="true: a string setup runs with sh -c (`setup.shell`)."
     )
     setup_timeout: Seconds = Field(
         default=DEFAULT_SETUP_TIMEOUT, description="Seconds the setup may take."
@@ -275,7 +269,10 @@ class Plan(_Strict):
     concurrency: Annotated[
         Annotated[int, Field(ge=1)] | Literal["auto"],
         one_message("must be an integer >= 1 or 'auto'"),
-    ] = Field(default=DEFAULT_CONCURRENCY, description="Tests run at once.")
+    ] = Field(
+        default="auto",
+        description="Tests run at once: a number, or auto (the CPUs available, capped by memory).",
+    )
     keep_paths: list[Annotated[str, AfterValidator(relative_path)]] | None = Field(
         default=None, description="Paths the warm pool keeps between sessions (default: its own)."
     )
@@ -335,12 +332,24 @@ class Plan(_Strict):
     @property
     def setup_command(self) -> list[str] | str | None:
         """The setup command as written (a string or an argv list), or None."""
-        return self.setup.command if isinstance(self.setup, SetupSpec) else self.setup
+        return self.setup
 
-    @property
-    def setup_shell(self) -> bool:
-        """True when the setup runs through `sh -c` (`setup: {command: ..., shell: true}`)."""
-        return isinstance(self.setup, SetupSpec) and self.setup.shell
+    @model_validator(mode="before")
+    @classmethod
+    def _setup_mapping(cls, data: object) -> object:
+        """`setup: {command: ..., shell: true}` is `setup: ...` plus `setup_shell: true`."""
+        if not isinstance(data, dict) or not isinstance(data.get("setup"), dict):
+            return data
+        mapping = data["setup"]
+        for key in mapping:
+            if key not in ("command", "shell"):
+                hint = " (did you mean 'command'?)" if key in ("cmd", "run", "test") else ""
+                raise invalid(f"unknown field {show_value(key)}{hint}", "setup", key)
+        if "command" not in mapping:
+            raise invalid("required", "setup", "command")
+        if "setup_shell" in data:
+            raise invalid("give the shell either as setup.shell or as setup_shell", "setup")
+        return {**data, "setup": mapping["command"], "setup_shell": mapping.get("shell", False)}
 
     def setup_argv(self) -> list[str] | None:
         """The setup command as an argv list (a string is split with shlex, or run with
@@ -358,19 +367,14 @@ class Plan(_Strict):
         """The runner of the plan's tests unless a hypothesis or the control says otherwise."""
         return self.runner or self.defaults.runner
 
-    @field_validator("setup")
-    @classmethod
-    def _setup_splittable(
-        cls, value: list[str] | str | SetupSpec | None
-    ) -> list[str] | str | SetupSpec | None:
-        command = value.command if isinstance(value, SetupSpec) else value
-        shell = isinstance(value, SetupSpec) and value.shell
-        if isinstance(command, str) and not shell:
+    @model_validator(mode="after")
+    def _setup_splittable(self) -> Self:
+        if isinstance(self.setup, str) and not self.setup_shell:
             try:
-                shlex.split(command)
+                shlex.split(self.setup)
             except ValueError as exc:
-                raise invalid(f"cannot be split into arguments ({exc})") from None
-        return value
+                raise invalid(f"cannot be split into arguments ({exc})", "setup") from None
+        return self
 
     @model_validator(mode="after")
     def _one_runner_setting(self) -> Self:
@@ -513,7 +517,6 @@ _MODELS: Models = {
     (): Plan,
     ("defaults",): Defaults,
     ("control",): ControlSpec,
-    ("setup",): SetupSpec,
     ("ranking",): Ranking,
     ("hypotheses", "#"): HypothesisSpec,
 }
