@@ -4,10 +4,12 @@ started or never finished looks like, and how log files are named."""
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 from typing import Any
 
+from refute.engine import runners
 from refute.engine.process import ProcessOutcome, ProcessSpec
 from refute.engine.protocol import Job
 from refute.model import TestExecutionResult, TestResult, classify_exit, seed_confidence
@@ -45,6 +47,8 @@ def outcome_result(
     """The result of a process that was started (or failed to start)."""
     exit_code: int
     message = ""
+    stdout, stderr = outcome.stdout.text(), outcome.stderr.text()
+    runner = runners.detect(spec.argv, job.runner)
     if outcome.spawn_error is not None:
         result, exit_code, message = _spawn_failure(outcome.spawn_error, spec)
     elif outcome.timed_out:
@@ -57,8 +61,7 @@ def outcome_result(
         result, exit_code, message = TestResult.ERROR, -1, outcome.status_error
     else:
         exit_code = outcome.exit_code
-        result = classify_exit(exit_code, dict(job.exit_codes))
-        message = exit_message(exit_code, result)
+        result, message = _classify(job, runner, exit_code, stdout, stderr)
     metrics: dict[str, Any] = {
         "confidence": seed_confidence(result, outcome.duration),
         "attempt": job.attempt,
@@ -73,6 +76,10 @@ def outcome_result(
         metrics["leftover_processes_killed"] = outcome.leftovers_killed
     if outcome.output_abandoned:
         metrics["output_abandoned"] = True
+    if runner.name != "none":
+        metrics["runner"] = runner.name
+        if result is TestResult.FAIL and runner.lists_failures:
+            metrics["failing_tests"] = sorted(runners.failing_tests(runner, stdout, stderr))
     notes = [n for n in (outcome.stdout.log_error, outcome.stderr.log_error, *outcome.notes) if n]
     if notes:
         metrics["notes"] = notes
@@ -80,8 +87,8 @@ def outcome_result(
         hypothesis_id=job.key,
         result=result,
         duration=outcome.duration,
-        stdout=outcome.stdout.text(),
-        stderr=outcome.stderr.text(),
+        stdout=stdout,
+        stderr=stderr,
         exit_code=exit_code,
         worktree_path=str(spec.cwd),
         error_message=message,
@@ -90,6 +97,35 @@ def outcome_result(
         stderr_log=str(spec.stderr_log) if spec.stderr_log and not outcome.stderr.log_error else "",
         started_at=outcome.started_at,
     )
+
+
+def _classify(
+    job: Job, runner: runners.Runner, exit_code: int, stdout: str, stderr: str
+) -> tuple[TestResult, str]:
+    """The plan's `exit_codes` first; then the runner's reading of its harness exits
+    (`refute.engine.runners`); then the default table. A FAIL whose output does not match
+    the job's `failure_pattern` failed differently: ERROR, no evidence."""
+    if exit_code in job.exit_codes:
+        result = job.exit_codes[exit_code]
+        message = exit_message(exit_code, result)
+    else:
+        verdict = runners.classify(runner, exit_code, stdout, stderr)
+        if verdict is not None:
+            result, message = verdict.result, verdict.message
+        else:
+            result = classify_exit(exit_code)
+            message = exit_message(exit_code, result)
+    pattern = job.failure_pattern
+    if (
+        result is TestResult.FAIL
+        and pattern is not None
+        and not re.search(pattern, f"{stdout}\n{stderr}", re.MULTILINE)
+    ):
+        return TestResult.ERROR, (
+            f"failed differently: exit {exit_code}, but the output does not match"
+            f" failure_pattern {pattern!r}"
+        )
+    return result, message
 
 
 def error_result(

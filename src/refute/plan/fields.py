@@ -139,7 +139,9 @@ Command = Annotated[
 Env = Annotated[dict[str, str], AfterValidator(_env)]
 Outcome = Literal["pass", "fail", "skip", "error"]
 #: How a test's exit code is read: `auto` recognises the runner from the command.
-RunnerName = Literal["auto", "pytest", "unittest", "go", "cargo", "jest", "npm", "node", "none"]
+RunnerName = Literal[
+    "auto", "pytest", "unittest", "go", "cargo", "nextest", "npm", "jest", "node", "none"
+]
 
 
 def regex(value: str) -> str:
