@@ -653,3 +653,37 @@ def test_timing_zero_wall_has_no_speedup():
     doc = session_doc([hyp("a", 1, [])])
     timing = analyze_session(doc, wall_seconds=0.0)["summary"]["timing"]
     assert timing == {"wall_seconds": 0.0, "sum_run_seconds": 0.0, "speedup": None}
+
+
+# -- the package ----------------------------------------------------------------------------
+
+
+def test_the_package_exports_the_same_names_from_its_three_modules():
+    from refute import analysis  # noqa: PLC0415 - the package under test
+    from refute.analysis import advice, statistics, verdicts  # noqa: PLC0415
+
+    for module in (statistics, verdicts, advice):
+        assert module.__all__, module.__name__
+        assert all(hasattr(module, name) for name in module.__all__), module.__name__
+    assert set(analysis.__all__) == {
+        "CONTROL_NOT_REPRODUCED",
+        "CONTROL_PENDING",
+        "CONTROL_REPRODUCED",
+        "EXIT_CONTROL_NOT_REPRODUCED",
+        "OUTCOME_KEYS",
+        "SUPPORTED_IF_VALUES",
+        "VERDICT_KEYS",
+        "Z_95",
+        "Evidence",
+        "analyze_session",
+        "control_verdict",
+        "count_outcomes",
+        "hypothesis_verdict",
+        "run_evidence",
+        "seed_confidence",
+        "session_exit_code",
+        "wilson_interval",
+    }
+    assert analysis.wilson_interval is statistics.wilson_interval
+    assert analysis.analyze_session is verdicts.analyze_session
+    assert verdicts.recommend is advice.recommend

@@ -87,7 +87,10 @@ def runs_of(doc: dict[str, Any]) -> dict[str, list[tuple[int, str, bool]]]:
 async def test_run_plan_stores_the_session_and_returns_the_verdicts(repo: Path, tmp_path: Path):
     plans = tmp_path / "plans"
     plans.mkdir()
-    (plans / "fix.diff").write_text("not applied by the fake backend\n", encoding="utf-8")
+    # A real diff (check refuses one that does not apply); the fake backend never applies it.
+    (plans / "fix.diff").write_text(
+        "--- a/README.md\n+++ b/README.md\n@@ -1 +1 @@\n-hello\n+fixed\n", encoding="utf-8"
+    )
     plan = write_plan(
         plans / "plan.json",
         [
@@ -365,7 +368,9 @@ async def test_check_returns_the_ranked_spec_and_runs_nothing(repo: Path, tmp_pa
         defaults={"timeout": 42, "repeat": 2},
     )
 
-    spec = await app.check(plan, repo=repo)
+    report = await app.check(plan, repo=repo)
+    assert report.valid, report.findings
+    spec = report.spec
 
     assert [h.id for h in spec.hypotheses] == ["likely", "middle", "unlikely"]
     assert [s["rank"] for s in spec.specs] == [1, 2, 3]
@@ -377,9 +382,11 @@ async def test_check_returns_the_ranked_spec_and_runs_nothing(repo: Path, tmp_pa
     assert spec.hypotheses[0].argv() == command_for("likely")
     assert await app.history(repo=repo, all_repos=True) == []  # no session was created
 
-    overridden = await app.check(
-        plan, repo=repo, options=app.RunOptions(jobs=1, timeout=5, repeat=1, max_hypotheses=2)
-    )
+    overridden = (
+        await app.check(
+            plan, repo=repo, options=app.RunOptions(jobs=1, timeout=5, repeat=1, max_hypotheses=2)
+        )
+    ).spec
     assert [h.id for h in overridden.hypotheses] == ["likely", "middle"]
     assert overridden.config.concurrency() == 1
     assert [h.timeout for h in overridden.hypotheses] == [5, 5]

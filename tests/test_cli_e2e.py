@@ -842,6 +842,7 @@ def sleeping_plan(project: Project) -> dict[str, Any]:
     return {
         "version": 1,
         "bug": "a slow bug",
+        "concurrency": 4,  # every test at once, whatever `auto` gives on this machine
         "defaults": {"timeout": 120},
         "control": {"test": _sleeping_test(project, "control", 1)},
         "hypotheses": [

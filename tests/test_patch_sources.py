@@ -6,13 +6,17 @@ so a change that was not applied (or applied to the wrong commit) fails the asse
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from gitutil import FILES, check_file_hyp, fingerprint, git, make_repo
 from gitutil import isolation_config as _config
+from refute.app import check
 from refute.app.isolated import run_isolated
+from refute.app.run import new_document
+from refute.app.spec import spec_from_document
 from refute.errors import PlanError, RepositoryError
 from refute.model import Hypothesis, TestResult
 from refute.plan import parse_plan
@@ -127,3 +131,31 @@ hypotheses:
 """
     with pytest.raises(PlanError, match=r"hypotheses\[0\]\.revert: give at most one patch source"):
         parse_plan(text)
+
+
+@pytest.mark.asyncio
+async def test_a_session_records_full_shas_and_a_resume_gets_the_same_changes(tmp_path: Path):
+    """The refs a plan names are resolved once; the document (and so a resume) keeps shas."""
+    repo, shas = _history(tmp_path)
+    plan = tmp_path / "plan.json"
+    hyps = [
+        {"id": "rev", "description": "d", "test": "true", "revert": "HEAD~1"},
+        {"id": "old", "description": "d", "test": "true", "base": "HEAD~2", "runner": "none"},
+        {"id": "txt", "description": "d", "test": "true", "patch_text": INLINE},
+    ]
+    hyps[1]["failure_pattern"] = "boom"
+    plan.write_text(json.dumps({"version": 1, "bug": "b", "hypotheses": hyps}), "utf-8")
+    report = await check(plan, repo=repo)
+    assert report.valid, report.findings
+    doc = new_document(report.spec, "20261201T000000-abcdef")
+    by_id = {h["id"]: h for h in doc["hypotheses"]}
+    assert by_id["rev"]["revert"] == shas["v2"]
+    assert by_id["old"]["base"] == shas["v1"]
+    assert (by_id["old"]["runner"], by_id["old"]["failure_pattern"]) == ("none", "boom")
+    assert by_id["txt"]["patch_text"] == INLINE
+    assert "commit" not in by_id["rev"]  # fields a plan does not use are not written
+    again = {h.id: h for h in spec_from_document(doc).hypotheses}
+    assert again["rev"].revert == shas["v2"]
+    assert again["old"].base == shas["v1"]
+    assert (again["old"].runner, again["old"].failure_pattern) == ("none", "boom")
+    assert again["txt"].patch_text == INLINE

@@ -344,6 +344,16 @@ def test_a_document_without_control_validates_and_renders():
     assert "Control: none" in render_text(doc)
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_malformed_document_is_a_config_error(fmt):
+    doc = make_document()
+    doc["hypotheses"][0]["verdict"] = "SUPPORTED"
+    with pytest.raises(ConfigError, match=r"document: .*hypotheses\[0\]\.verdict"):
+        render(doc, fmt)
+    with pytest.raises(ConfigError, match="document: must be a dict"):
+        render([], fmt)  # type: ignore[arg-type]
+
+
 def test_unknown_format_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown report format 'pdf'"):
         render(make_document(), "pdf")

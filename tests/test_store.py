@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from refute import store as store_module
 from refute.errors import RefuteError, StoreError
 from refute.model import TestExecutionResult, TestResult
 from refute.paths import MARKER_FILE, state_dir
 from refute.store import CONTROL_ID, Store, default_path, schema_version
+from refute.store import sessions as store_module
 
 SID = "20261128T011500-3f9a2c"
 # What the engine stores for a test that printed invalid UTF-8: decoded with replacement.
@@ -277,7 +277,8 @@ CRASHER = r"""
 import os, signal, sys
 from pathlib import Path
 from refute.model import TestExecutionResult, TestResult
-from refute.store import Store, _upsert_run
+from refute.store import Store
+from refute.store.rows import _upsert_run
 
 path, sid, count, how = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 
@@ -686,6 +687,31 @@ def test_clear_errors_for_bad_input(db: Path):
         # Nothing half-written by the refusals.
         assert [s["id"] for s in store.list_sessions()] == [SID]
         assert store.unfinished(SID) == {"token-race": [1], "cache-stale": [1]}
+
+
+def test_documents_and_runs_are_validated_with_the_models(db: Path):
+    with Store.open(db) as store:
+        bad = make_doc("typed")
+        bad["hypotheses"][0]["probability"] = 2
+        with pytest.raises(StoreError, match=r"hypotheses\[0\]\.probability: .* \(got 2\)"):
+            store.create_session(bad)
+        bad = make_doc("typed")
+        bad["session"]["settings"]["repeat"] = "3"
+        with pytest.raises(StoreError, match=r"session\.settings\.repeat"):
+            store.create_session(bad)
+        with pytest.raises(StoreError, match="extra: unknown key"):
+            store.create_session({**make_doc("typed"), "extra": 1})
+        store.create_session(make_doc())
+        with pytest.raises(StoreError, match=r"run of 'token-race' is malformed: duration"):
+            store.add_run(SID, {**make_run("token-race"), "duration": "1s"})
+        final = make_doc()
+        final["hypotheses"][1]["verdict"] = "SUPPORTED"
+        with pytest.raises(StoreError, match=r"hypotheses\[1\]\.verdict"):
+            store.finish_session(SID, "completed", 0, final)
+        # Refused means not written: the session is still the one created.
+        assert [s["id"] for s in store.list_sessions()] == [SID]
+        assert store.load_document(SID)["hypotheses"][1]["verdict"] == "pending"
+        assert store.load_document(SID)["hypotheses"][0]["runs"] == []
 
 
 def test_control_runs_may_be_named_by_the_caller(db: Path):

@@ -22,12 +22,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from refute.app.environments import Leak, find_leaks
 from refute.document import CONTROL_ID
 from refute.engine.local import LocalBackend, run_one
 from refute.engine.process import shielded
 from refute.engine.protocol import Backend, BatchSettings, EventCallback, Job
 from refute.engine.sweep import SCOPE_VARIABLE, stop_orphans
-from refute.errors import ConfigError, RepositoryError
+from refute.errors import ConfigError, PlanCheckError, RepositoryError
 from refute.model import (
     DEFAULT_KEEP_PATHS,
     DEFAULT_SETUP_TIMEOUT,
@@ -149,11 +150,17 @@ async def resolve_refs(repo: Repository, hypotheses: Sequence[Hypothesis]) -> di
     return shas
 
 
+def _leak_line(leak: Leak) -> str:
+    where = "setup" if leak.hypothesis_id is None else f"{leak.hypothesis_id}.test"
+    return f"{where}: {leak.message}"
+
+
 def _job(
     hyp: Hypothesis,
     config: FalsificationConfig,
     request: CheckoutRequest,
     attempt: int,
+    worktree_env: Mapping[str, str],
 ) -> Job:
     return Job(
         key=hyp.id,
@@ -165,6 +172,7 @@ def _job(
         exit_codes=dict(config.exit_code_overrides),
         runner=hyp.runner,
         failure_pattern=hyp.failure_pattern,
+        worktree_env=dict(worktree_env),
     )
 
 
@@ -224,10 +232,15 @@ async def run_isolated(
     await clean_after_dead(repo, dry_run=False, grace=cfg.kill_grace_period)
     base = await resolve_base(repo, opts.base)
     shas = await resolve_refs(repo, hypotheses)
+    environment = await test_environment()
+    commits = {h.id: shas[h.base] if h.base else base for h in hypotheses}
+    leaks = await find_leaks(repo, hypotheses, environment, commits, setup=opts.setup)
+    if leaks.problems:  # the checkout would leak into a test: refuse before anything exists
+        raise PlanCheckError([_leak_line(leak) for leak in leaks.problems])
     concurrency = cfg.concurrency()
     settings = BatchSettings(
         concurrency=concurrency,
-        environment=await test_environment(),
+        environment=environment,
         log_dir=cfg.log_dir,
         output_limit=cfg.output_limit_bytes,
         kill_grace=cfg.kill_grace_period,
@@ -255,8 +268,9 @@ async def run_isolated(
             control_left = 0
             for hyp in ordered:
                 request = _request(hyp, opts, sha, shas)
+                extra = leaks.worktree_env.get(hyp.id, {})
                 for attempt in _attempts_of(hyp, attempts):
-                    batch.submit(_job(hyp, cfg, request, attempt))
+                    batch.submit(_job(hyp, cfg, request, attempt, extra))
                     control_left += hyp.id == CONTROL_ID
             batch.close()
             reproduced = False

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from refute.app.environments import find_leaks
 from refute.app.isolated import resolve_refs, test_environment
 from refute.app.spec import SessionSpec
 from refute.document import CONTROL_ID
@@ -45,10 +46,12 @@ class Finding:
 
 @dataclass
 class Findings:
-    """Problems make the plan unusable (exit 2); warnings are shown and run anyway."""
+    """Problems make the plan unusable (exit 2); warnings are shown and run anyway; notes
+    say what refute will do about the environment (an editable install redirected)."""
 
     problems: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
+    notes: list[Finding] = field(default_factory=list)
 
 
 def _where(index: int | None, hyp: Hypothesis, name: str) -> str:
@@ -65,7 +68,8 @@ async def find_problems(plan: Plan, spec: SessionSpec) -> Findings:
     base = await resolve_base(repo, spec.base)
     everything = [*spec.hypotheses, *([spec.control] if spec.control else [])]
     shas = await resolve_refs(repo, everything)
-    env_path = (await test_environment()).get("PATH", os.defpath)
+    environment = await test_environment()
+    env_path = environment.get("PATH", os.defpath)
     plan_index = {h.id: i for i, h in enumerate(plan.hypotheses)}
     for hyp in everything:
         index = plan_index.get(hyp.id)
@@ -106,6 +110,13 @@ async def find_problems(plan: Plan, spec: SessionSpec) -> Findings:
         )
         if problem:
             found.problems.append(Finding("setup", problem))
+    commits = {h.id: shas[h.base] if h.base else base for h in everything}
+    leaks = await find_leaks(repo, everything, environment, commits, setup=spec.setup)
+    for kind, items in ((found.problems, leaks.problems), (found.notes, leaks.redirected)):
+        for leak in items:
+            owner = next((h for h in everything if h.id == leak.hypothesis_id), None)
+            where = "setup" if owner is None else _where(plan_index.get(owner.id), owner, "test")
+            kind.append(Finding(where, leak.message, leak.hypothesis_id))
     return found
 
 

@@ -46,7 +46,7 @@ from refute.engine.local import LocalBackend
 from refute.engine.process import shielded
 from refute.engine.protocol import Backend, RunEvent
 from refute.errors import GitError, RefuteError, WorktreeError
-from refute.model import FalsificationConfig, TestExecutionResult
+from refute.model import FalsificationConfig, Hypothesis, TestExecutionResult
 from refute.paths import make_owned_dir, state_dir
 from refute.store import BackgroundStore
 
@@ -72,6 +72,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _extras(hyp: Hypothesis) -> dict[str, Any]:
+    """The fields after the seed's that a hypothesis (or the control) sets: only those,
+    so documents of plans that do not use them are unchanged."""
+    names = ("patch_text", "commit", "revert", "base", "failure_pattern")
+    extras: dict[str, Any] = {name: getattr(hyp, name) for name in names if getattr(hyp, name)}
+    if hyp.runner != "auto":
+        extras["runner"] = hyp.runner
+    return extras
+
+
 def new_document(spec: SessionSpec, session_id: str) -> dict[str, Any]:
     """The document of a session that has not run yet (docs/report.md).
 
@@ -92,6 +102,7 @@ def new_document(spec: SessionSpec, session_id: str) -> dict[str, Any]:
                 "env": dict(hyp.env),
                 "repeat": hyp.repeat,
                 "timeout": hyp.timeout if hyp.timeout is not None else spec.config.test_timeout,
+                **_extras(hyp),
                 "runs": [],
             }
         )
@@ -107,6 +118,7 @@ def new_document(spec: SessionSpec, session_id: str) -> dict[str, Any]:
             timeout=spec.control.timeout or spec.config.test_timeout,
             verdict=CONTROL_PENDING,
             runs=[],
+            **_extras(spec.control),
         )
     settings = Settings.model_validate(
         {
@@ -268,6 +280,7 @@ async def _execute(
                 backend=backend,
                 on_event=recorder.event,
                 on_base=on_base,
+                halt=spec.halt,
             )
     except asyncio.CancelledError:
         status, exit_code = "interrupted", EXIT_CODES["interrupted"]

@@ -7,12 +7,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from refute.document import CONTROL_ID
+from pydantic import ValidationError
+
+from refute.app.isolated import resolve_refs
+from refute.document import CONTROL_ID, SessionDocument, explain
+from refute.errors import StoreError
 from refute.model import (
-    DEFAULT_CONCURRENCY,
     DEFAULT_KEEP_PATHS,
     DEFAULT_SETUP_TIMEOUT,
-    DEFAULT_TEST_TIMEOUT,
     FalsificationConfig,
     Hypothesis,
     TestResult,
@@ -48,6 +50,7 @@ class SessionSpec:
     setup_timeout: float = DEFAULT_SETUP_TIMEOUT
     keep_paths: tuple[str, ...] = DEFAULT_KEEP_PATHS
     keep_worktrees: bool = False
+    halt: bool = True  # a control that does not reproduce stops the other runs
     settings: dict[str, Any] = field(default_factory=dict)
     parallel_decision: dict[str, Any] | None = None
 
@@ -55,56 +58,78 @@ class SessionSpec:
 def spec_from_document(
     doc: dict[str, Any], config: FalsificationConfig | None = None
 ) -> SessionSpec:
-    """Rebuild what a stored session ran (self-contained: the plan file may have changed)."""
-    session = doc["session"]
-    settings = session.get("settings") or {}
-    overrides = {int(k): TestResult(v) for k, v in (settings.get("exit_codes") or {}).items()}
+    """Rebuild what a stored session ran (self-contained: the plan file may have changed).
+
+    The document is read through `refute.document.SessionDocument` once; a stored
+    document that does not validate is a StoreError.
+    """
+    try:
+        document = SessionDocument.model_validate(doc)
+    except ValidationError as exc:
+        raise StoreError(f"the stored session document is malformed: {explain(exc)}") from exc
+    session = document.session
+    settings = session.settings
+    overrides = {int(k): TestResult(v) for k, v in settings.exit_codes.items()}
     cfg = config or FalsificationConfig(
-        test_timeout=float(settings.get("timeout") or DEFAULT_TEST_TIMEOUT),
-        max_concurrent_tests=settings.get("concurrency") or DEFAULT_CONCURRENCY,
+        test_timeout=settings.timeout,
+        max_concurrent_tests=settings.concurrency,
         exit_code_overrides=overrides,
     )
     hyps = [
         Hypothesis(
-            id=h["id"],
-            description=h.get("description", ""),
-            test=h.get("test"),
+            id=h.id,
+            description=h.description,
+            test=h.test,
             shell=False,  # `test` was stored as the final argv (a shell test as sh -c ...)
-            patch=h.get("patch"),
-            env=dict(h.get("env") or {}),
-            repeat=int(h.get("repeat") or 1),
-            timeout=h.get("timeout"),
-            estimated_test_time=float(h.get("estimated_test_time") or 0.0),
+            patch=h.patch,
+            env=dict(h.env),
+            repeat=h.repeat or 1,
+            timeout=h.timeout,
+            estimated_test_time=h.estimated_test_time,
+            runner=h.runner,
+            failure_pattern=h.failure_pattern,
+            patch_text=h.patch_text,
+            commit=h.commit,
+            revert=h.revert,
+            base=h.base,
         )
-        for h in doc["hypotheses"]
+        for h in document.hypotheses
     ]
     control = None
-    if doc.get("control"):
-        c = doc["control"]
+    if document.control is not None:
         control = Hypothesis(
             id=CONTROL_ID,
             description="control: the unmodified base",
-            test=c["test"],
-            env=dict(c.get("env") or {}),
-            repeat=int(c.get("repeat") or 1),
-            timeout=c.get("timeout"),
+            test=document.control.test,
+            env=dict(document.control.env),
+            repeat=document.control.repeat or 1,
+            timeout=document.control.timeout,
+            runner=document.control.runner,
+            failure_pattern=document.control.failure_pattern,
         )
-    base = session["base"]
+    decision = session.parallel_decision
     return SessionSpec(
-        repo=Path(session["repo"]),
-        plan_path=session.get("plan_path") or "",
-        bug=session.get("bug") or "",
+        repo=Path(session.repo),
+        plan_path=session.plan_path or "",
+        bug=session.bug,
         hypotheses=hyps,
-        specs=[{k: v for k, v in h.items() if k != "runs"} for h in doc["hypotheses"]],
+        specs=[
+            h.model_dump(mode="json", by_alias=True, exclude={"runs"}, exclude_unset=True)
+            for h in document.hypotheses
+        ],
         config=cfg,
-        base=base.get("sha") or base.get("ref") or "HEAD",
+        base=session.base.sha or session.base.ref or "HEAD",
         include_uncommitted=False,  # the stored sha already contains the snapshot
         control=control,
-        setup=settings.get("setup"),
-        setup_timeout=float(settings.get("setup_timeout") or DEFAULT_SETUP_TIMEOUT),
-        keep_paths=tuple(settings.get("keep_paths") or DEFAULT_KEEP_PATHS),
-        settings=settings,
-        parallel_decision=session.get("parallel_decision"),
+        setup=settings.setup,
+        setup_timeout=settings.setup_timeout,
+        keep_paths=tuple(settings.keep_paths or DEFAULT_KEEP_PATHS),
+        settings=settings.model_dump(mode="json", by_alias=True, exclude_unset=True),
+        parallel_decision=(
+            decision.model_dump(mode="json", by_alias=True, exclude_unset=True)
+            if decision is not None
+            else None
+        ),
     )
 
 
@@ -119,6 +144,7 @@ async def spec_from_plan(
     parallel: bool = True,
     max_hypotheses: int | None = None,
     keep_worktrees: bool = False,
+    halt: bool = True,
 ) -> SessionSpec:
     """Rank a validated plan and apply the command line's overrides.
 
@@ -132,6 +158,14 @@ async def spec_from_plan(
     order = rank(plan, max_hypotheses=max_hypotheses)
     by_id = order.by_id()
     hypotheses = to_hypotheses(plan, order.specs)
+    # Every commit a hypothesis names (base, commit, revert) must exist: bad input now. The
+    # full shas are what the session records, so a resume tests the same commits.
+    shas = await resolve_refs(repository, hypotheses)
+    for hyp in hypotheses:
+        for name in ("base", "commit", "revert"):
+            ref = getattr(hyp, name)
+            if ref:
+                setattr(hyp, name, shas[ref])
     control = to_control(plan)
     own_timeouts = {spec.id for spec in order.specs if spec.timeout is not None}
     for hyp in hypotheses:
@@ -184,11 +218,13 @@ async def spec_from_plan(
         setup_timeout=plan.setup_timeout,
         keep_paths=tuple(plan.keep_paths) if plan.keep_paths is not None else DEFAULT_KEEP_PATHS,
         keep_worktrees=keep_worktrees,
+        halt=halt,
         settings={
             "concurrency": config.concurrency(),
             "timeout": config.test_timeout,
             "repeat": repeat if repeat is not None else plan.defaults.repeat,
             "parallel": parallel,
+            "halt": halt,
             "max_hypotheses": max_hypotheses if max_hypotheses is not None else plan.max_hypotheses,
             "dropped": [item.spec.id for item in order.dropped],
             "ignored_dependencies": [list(pair) for pair in order.ignored_dependencies],

@@ -98,6 +98,7 @@ def _check_json(plan: Path, report: CheckReport) -> str:
         "valid": report.valid,
         "problems": [finding.to_dict() for finding in report.findings.problems],
         "warnings": [finding.to_dict() for finding in report.findings.warnings],
+        "notes": [finding.to_dict() for finding in report.findings.notes],
         "bug": spec.bug,
         "hypotheses": [
             {
@@ -319,6 +320,8 @@ def check(plan: Path, jobs: str | None, max_hypotheses: int | None, repo: Path, 
     if fmt == "json":
         click.echo(_check_json(plan, report))
         return 0 if report.valid else EXIT_USAGE
+    for note in report.findings.notes:
+        click.echo(f"refute: note: {_one_line(str(note))}", err=True)
     for warning in report.findings.warnings:
         click.echo(f"refute: warning: {_one_line(str(warning))}", err=True)
     if not report.valid:

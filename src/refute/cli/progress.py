@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
 from refute.document import CONTROL_ID
-from refute.engine.protocol import RunEvent
+
+if TYPE_CHECKING:  # the live view's classes are imported only when it is shown
+    from rich.live import Live
+    from rich.table import Table
+
+    from refute.engine.protocol import RunEvent
 
 __all__ = ["Progress"]
 
@@ -49,6 +52,8 @@ class Progress:
             }
         click.echo(f"refute: session {self.session_id}", err=True)
         if self.live_enabled:
+            from rich.live import Live  # noqa: PLC0415 - lazy: only on a terminal
+
             self.live = Live(
                 console=self.console,
                 refresh_per_second=4,
@@ -88,6 +93,8 @@ class Progress:
         return f"~{remaining / self.concurrency:.0f}s"
 
     def _table(self) -> Table:
+        from rich.table import Table  # noqa: PLC0415 - lazy: only on a terminal
+
         elapsed = time.monotonic() - self.start
         table = Table(
             title=f"refute session {self.session_id}  elapsed {elapsed:.1f}s  ETA {self._eta()}"

@@ -284,6 +284,12 @@ class LocalBatch:
             env={
                 **self.base_env,
                 **{os.fsencode(k): os.fsencode(v) for k, v in job.env.items()},
+                **{
+                    os.fsencode(k): os.fsencode(v.replace("{worktree}", str(cwd)))
+                    for k, v in job.worktree_env.items()
+                },
+                # A shell's idea of where it is, for tests that read it instead of getcwd().
+                b"PWD": os.fsencode(cwd),
                 MARKER_VARIABLE.encode(): marker.encode(),
             },
             marker=marker,

@@ -45,6 +45,9 @@ class Job:
     the command, see `refute.engine.runners`); a failing run whose output does not match
     `failure_pattern` failed differently (ERROR). Its logs are named
     `<log_stem>.stdout.log` / `.stderr.log`, by default `<key>.run<attempt>`.
+    `worktree_env` holds variables whose values name paths in the job's own directory:
+    every `{worktree}` in them is replaced by the directory the job runs in (known only
+    once its checkout is leased, and different on every machine).
     """
 
     key: str
@@ -58,6 +61,7 @@ class Job:
     runner: str = "none"
     failure_pattern: str | None = None
     log_stem: str | None = None
+    worktree_env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

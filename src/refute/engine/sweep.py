@@ -22,8 +22,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 
-import psutil
-
 from refute.owners import token_owner_alive
 
 __all__ = [
@@ -80,6 +78,8 @@ def find_marked(marker_prefix: str, *, exact: bool) -> list[int]:
 
 
 def _find_marked_psutil(marker_prefix: str, *, exact: bool) -> list[int]:  # pragma: no cover
+    import psutil  # noqa: PLC0415 - only without /proc (Linux reads it directly)
+
     found = []
     for proc in psutil.process_iter():
         try:

@@ -1,8 +1,10 @@
 """Reading a session document: the cleaning and formatting every format shares.
 
-Fields are read defensively (`_mapping`, `_number`, ...): a missing or mistyped value
-shows as empty or "-". `_rows` and `_Run` give every format the same view of the
-hypotheses and their runs.
+`parse` validates the document into `refute.document.SessionDocument` once; everything
+else reads its typed fields. A partial document (a session still running, not analysed
+yet) reads as its defaults: a missing verdict is "pending", missing counts are counted
+from the runs, a missing confidence or time shows as "-". `_rows` and `_Run` give every
+format the same view of the hypotheses and their runs.
 """
 
 from __future__ import annotations
@@ -10,11 +12,28 @@ from __future__ import annotations
 import math
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from refute.reports._schema import COUNT_KEYS, OUTCOMES, VERDICTS
+from pydantic import ValidationError
+
+from refute.document import (
+    CONTROL_ID,
+    CONTROL_NOT_REPRODUCED,
+    CONTROL_REPRODUCED,
+    OUTCOME_KEYS,
+    CountKey,
+    OutcomeCounts,
+    RunRecord,
+    SessionDocument,
+    Timing,
+    Verdict,
+    explain,
+)
+from refute.errors import ConfigError
+
+__all__ = ["MESSAGE_LIMIT", "TAIL_LINES", "UNRELIABLE_NOTE", "RunText", "clean_text", "parse"]
 
 UNRELIABLE_NOTE: Final = "unreliable: control did not reproduce"
 
@@ -28,6 +47,23 @@ _ANSI: Final = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\
 # Everything XML 1.0 forbids (C0 controls but tab/newline, lone surrogates, U+FFFE/U+FFFF),
 # plus DEL and the C1 controls (0x9b is an 8-bit CSI).
 _FORBIDDEN: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+#: The text fields of a run a report shows.
+RunText = Literal["stdout", "stderr", "stdout_log", "stderr_log"]
+
+
+def parse(doc: Mapping[str, Any]) -> SessionDocument:
+    """The document as a `SessionDocument`; ConfigError (field "document") if it is not one.
+
+    Partial documents pass (see the module docstring); a wrong type, an unknown top-level
+    key or a missing `session.id` do not.
+    """
+    if not isinstance(doc, Mapping):
+        raise ConfigError("document", f"must be a dict, got {type(doc).__name__}")
+    try:
+        return SessionDocument.model_validate(dict(doc))
+    except ValidationError as exc:
+        raise ConfigError("document", f"not a session document: {explain(exc)}") from exc
 
 
 def clean_text(value: object) -> str:
@@ -45,26 +81,12 @@ def _one_line(value: object, limit: int = MESSAGE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
-def _sequence(value: object) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _integer(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _seconds(value: object) -> str:
-    seconds = _number(value)
+def _seconds(value: float | None) -> str:
+    seconds = _finite(value)
     if seconds is None:
         return "-"
     if seconds < 60:
@@ -73,44 +95,28 @@ def _seconds(value: object) -> str:
     return f"{int(minutes)}m{rest:04.1f}s"
 
 
-def _share(value: object) -> str:
-    share = _number(value)
+def _share(value: float | None) -> str:
+    share = _finite(value)
     return "-" if share is None else f"{share:.2f}"
 
 
-def _command(test: object) -> str:
+def _command(test: list[str] | str | None) -> str:
     if isinstance(test, str):
         return test
-    if isinstance(test, list | tuple):
-        return shlex.join(str(part) for part in test)
+    if isinstance(test, list):
+        return shlex.join(test)
     return "(the seed's script .falsification/test_<id>.sh)"
 
 
-def _outcome(run: Mapping[str, Any]) -> str:
-    """The run's outcome key: a result, or "not_run" for a run cancelled before finishing."""
-    if _mapping(run.get("metrics")).get("not_run"):
-        return "not_run"
-    result = run.get("result")
-    return result if isinstance(result, str) and result in OUTCOMES else "error"
+def _counts(given: OutcomeCounts | None, runs: list[RunRecord]) -> dict[CountKey, int]:
+    """The counts the document gives (when it gives any), else those of its runs."""
+    if given is not None and (given.model_fields_set or given.model_extra):
+        return given.as_dict()
+    return OutcomeCounts.of(runs).as_dict()
 
 
-def _attempt(run: Mapping[str, Any], fallback: int) -> int:
-    attempt = _integer(_mapping(run.get("metrics")).get("attempt"))
-    return attempt if attempt is not None else fallback
-
-
-def _counts(item: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    given = _mapping(item.get("counts"))
-    if given:
-        return {key: _integer(given.get(key)) or 0 for key in COUNT_KEYS}
-    counted = dict.fromkeys(COUNT_KEYS, 0)
-    for run in runs:
-        counted[_outcome(run)] += 1
-    return counted
-
-
-def _runs_cell(counts: Mapping[str, int], total: int) -> str:
-    parts = [f"{n}/{total} {key.replace('_', ' ')}" for key in COUNT_KEYS if (n := counts[key])]
+def _runs_cell(counts: Mapping[CountKey, int], total: int) -> str:
+    parts = [f"{n}/{total} {key.replace('_', ' ')}" for key in OUTCOME_KEYS if (n := counts[key])]
     return ", ".join(parts) or "no runs"
 
 
@@ -118,56 +124,52 @@ def _runs_cell(counts: Mapping[str, int], total: int) -> str:
 class _Run:
     owner: str  # hypothesis id, or "control"
     attempt: int
-    data: Mapping[str, Any]
+    data: RunRecord
 
     @property
     def label(self) -> str:
         return f"{self.owner} #{self.attempt}"
 
     @property
-    def outcome(self) -> str:
-        return _outcome(self.data)
+    def outcome(self) -> CountKey:
+        """The run's outcome key: a result, or "not_run" for a run cancelled before finishing."""
+        return self.data.count_key
 
     @property
     def duration(self) -> float:
-        return max(_number(self.data.get("duration")) or 0.0, 0.0)
+        return _finite(self.data.duration) or 0.0
 
     @property
     def started_at(self) -> float:
-        return _number(self.data.get("started_at")) or 0.0
+        return _finite(self.data.started_at) or 0.0
 
     @property
     def slot(self) -> int | None:
-        return _integer(_mapping(self.data.get("metrics")).get("slot"))
+        return self.data.metrics.slot
 
-    def text(self, key: str) -> str:
-        return clean_text(self.data.get(key) or "")
+    def text(self, key: RunText) -> str:
+        value: str = getattr(self.data, key)
+        return clean_text(value)
 
     def summary(self) -> str:
         """One line: outcome, exit code, duration, slot, message."""
         outcome = self.outcome.replace("_", " ")
-        parts = (
-            [outcome]
-            if self.outcome == "not_run"
-            else [outcome, f"exit {self.data.get('exit_code')}"]
-        )
+        parts = [outcome] if self.outcome == "not_run" else [outcome, f"exit {self.data.exit_code}"]
         parts.append(_seconds(self.duration))
         if self.slot is not None:
             parts.append(f"slot {self.slot}")
-        message = _one_line(self.data.get("error_message"))
+        message = _one_line(self.data.error_message)
         return ", ".join(parts) + (f": {message}" if message else "")
 
     def logs(self) -> list[tuple[str, str]]:
-        return [
-            (name, self.text(f"{name}_log"))
-            for name in ("stdout", "stderr")
-            if self.text(f"{name}_log")
-        ]
+        logs = [("stdout", self.text("stdout_log")), ("stderr", self.text("stderr_log"))]
+        return [(name, path) for name, path in logs if path]
 
 
-def _make_runs(owner: str, runs: object) -> list[_Run]:
-    items = [run for run in _sequence(runs) if isinstance(run, Mapping)]
-    return [_Run(owner, _attempt(run, index), run) for index, run in enumerate(items, start=1)]
+def _make_runs(owner: str, runs: list[RunRecord]) -> list[_Run]:
+    return [
+        _Run(owner, run.metrics.attempt or index, run) for index, run in enumerate(runs, start=1)
+    ]
 
 
 @dataclass(frozen=True)
@@ -177,10 +179,10 @@ class _Row:
     id: str
     rank: int | None
     description: str
-    verdict: str
+    verdict: Verdict
     unreliable: bool
     confidence: float | None
-    counts: dict[str, int]
+    counts: dict[CountKey, int]
     runs_cell: str
     seconds: float
     reason: str
@@ -191,27 +193,25 @@ class _Row:
         return f"{self.verdict} ({UNRELIABLE_NOTE})" if self.unreliable else self.verdict
 
 
-def _rows(doc: Mapping[str, Any]) -> list[_Row]:
+def _rows(doc: SessionDocument) -> list[_Row]:
+    """The hypotheses in rank order (unranked ones last), document order among equals."""
     rows = []
-    for item in _sequence(doc.get("hypotheses")):
-        hyp = _mapping(item)
-        hid = clean_text(hyp.get("id") or "?")
-        runs = _make_runs(hid, hyp.get("runs"))
-        counts = _counts(hyp, [run.data for run in runs])
-        total = _integer(hyp.get("runs_total")) or len(runs)
-        verdict = hyp.get("verdict")
+    for hyp in doc.hypotheses:
+        hid = clean_text(hyp.id)
+        runs = _make_runs(hid, hyp.runs)
+        counts = _counts(hyp.counts, hyp.runs)
         rows.append(
             _Row(
                 id=hid,
-                rank=_integer(hyp.get("rank")),
-                description=clean_text(hyp.get("description") or ""),
-                verdict=verdict if isinstance(verdict, str) and verdict in VERDICTS else "pending",
-                unreliable=bool(hyp.get("unreliable")),
-                confidence=_number(hyp.get("confidence")),
+                rank=hyp.rank,
+                description=clean_text(hyp.description),
+                verdict=hyp.verdict,
+                unreliable=hyp.unreliable,
+                confidence=hyp.confidence,
                 counts=counts,
-                runs_cell=_runs_cell(counts, total),
+                runs_cell=_runs_cell(counts, hyp.runs_total or len(runs)),
                 seconds=sum(run.duration for run in runs),
-                reason=clean_text(hyp.get("reason") or ""),
+                reason=clean_text(hyp.reason),
                 runs=runs,
             )
         )
@@ -221,68 +221,67 @@ def _rows(doc: Mapping[str, Any]) -> list[_Row]:
     return [row for _, row in ranked]
 
 
-def _control_runs(doc: Mapping[str, Any]) -> list[_Run]:
-    return _make_runs("control", _mapping(doc.get("control")).get("runs"))
+def _control_runs(doc: SessionDocument) -> list[_Run]:
+    return _make_runs(CONTROL_ID, doc.control.runs) if doc.control is not None else []
 
 
-def _is_unreliable(doc: Mapping[str, Any]) -> bool:
-    if _mapping(doc.get("control")).get("verdict") == "not_reproduced":
+def _is_unreliable(doc: SessionDocument) -> bool:
+    if doc.control is not None and doc.control.verdict == CONTROL_NOT_REPRODUCED:
         return True
-    return any(_mapping(hyp).get("unreliable") for hyp in _sequence(doc.get("hypotheses")))
+    return any(hyp.unreliable for hyp in doc.hypotheses)
 
 
-def _control_text(doc: Mapping[str, Any]) -> str:
+def _control_text(doc: SessionDocument) -> str:
     """What the control showed (each format prefixes its own "Control:" label)."""
-    control = _mapping(doc.get("control"))
-    if not control:
+    control = doc.control
+    if control is None or not (control.model_fields_set or control.model_extra):
         return "none (the plan has no control test; verdicts assume the tests reproduce the bug)"
-    runs = _make_runs("control", control.get("runs"))
-    counts = _runs_cell(_counts(control, [run.data for run in runs]), len(runs))
-    command = _one_line(_command(control.get("test")))
-    verdict = control.get("verdict")
-    if verdict == "reproduced":
+    counts = _runs_cell(_counts(control.counts, control.runs), len(control.runs))
+    command = _one_line(_command(control.test))
+    if control.verdict == CONTROL_REPRODUCED:
         what = "reproduced the bug on the unmodified base"
-    elif verdict == "not_reproduced":
+    elif control.verdict == CONTROL_NOT_REPRODUCED:
         what = "did NOT reproduce the bug on the unmodified base, so every verdict is unreliable"
     else:
         what = "pending"
     return f"{what} [{counts}] $ {command}"
 
 
-def _recommendation(doc: Mapping[str, Any]) -> tuple[str, str, list[str]]:
-    rec = _mapping(_mapping(doc.get("summary")).get("recommendation"))
-    steps = [_one_line(step) for step in _sequence(rec.get("next_steps"))]
-    return _one_line(rec.get("action") or "none"), _one_line(rec.get("message") or ""), steps
+def _recommendation(doc: SessionDocument) -> tuple[str, str, list[str]]:
+    rec = doc.summary.recommendation if doc.summary is not None else None
+    if rec is None:
+        return "none", "", []
+    steps = [_one_line(step) for step in rec.next_steps]
+    return _one_line(rec.action or "none"), _one_line(rec.message), steps
 
 
-def _timing_text(doc: Mapping[str, Any]) -> str:
-    timing = _mapping(_mapping(doc.get("summary")).get("timing"))
-    speedup = _number(timing.get("speedup"))
+def _timing_text(doc: SessionDocument) -> str:
+    timing = doc.summary.timing if doc.summary is not None else Timing()
+    speedup = _finite(timing.speedup)
     faster = "-" if speedup is None else f"{speedup:.2f}x"
     return (
-        f"wall {_seconds(timing.get('wall_seconds'))}, "
-        f"sum of run time {_seconds(timing.get('sum_run_seconds'))}, speedup {faster}"
+        f"wall {_seconds(timing.wall_seconds)}, "
+        f"sum of run time {_seconds(timing.sum_run_seconds)}, speedup {faster}"
     )
 
 
-def _session_line(doc: Mapping[str, Any]) -> str:
-    session = _mapping(doc.get("session"))
-    base = _mapping(session.get("base"))
-    sha = clean_text(base.get("sha") or "")[:12]
-    where = clean_text(base.get("ref") or "?") + (f" ({sha})" if sha else "")
+def _session_line(doc: SessionDocument) -> str:
+    session = doc.session
+    sha = clean_text(session.base.sha or "")[:12]
+    where = clean_text(session.base.ref or "?") + (f" ({sha})" if sha else "")
     parts = [
-        f"session {clean_text(session.get('id') or '?')}",
-        f"status {clean_text(session.get('status') or '?')}",
-        f"exit code {session.get('exit_code')}",
+        f"session {clean_text(session.id)}",
+        f"status {clean_text(session.status)}",
+        f"exit code {session.exit_code}",
         f"base {where}",
-        f"started {clean_text(session.get('started_at') or '?')}",
+        f"started {clean_text(session.started_at or '?')}",
     ]
-    error = _one_line(session.get("error") or "")
+    error = _one_line(session.error or "")
     return ", ".join(parts) + (f"; error: {error}" if error else "")
 
 
-def _bug(doc: Mapping[str, Any]) -> str:
-    return _one_line(_mapping(doc.get("session")).get("bug") or "(no bug description)")
+def _bug(doc: SessionDocument) -> str:
+    return _one_line(doc.session.bug or "(no bug description)")
 
 
 def _tail(text: str, lines: int = TAIL_LINES, limit: int = 4000) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from refute.document import OUTCOME_KEYS
 from refute.reports._common import (
     UNRELIABLE_NOTE,
     _bug,
@@ -24,8 +25,10 @@ from refute.reports._common import (
     _tail,
     _timing_text,
     clean_text,
+    parse,
 )
-from refute.reports._schema import COUNT_KEYS
+
+__all__ = ["render_html"]
 
 _CSS: Final = """
 body{margin:2rem auto;max-width:75rem;padding:0 1rem;font-family:system-ui,sans-serif;
@@ -149,7 +152,7 @@ def _timeline(runs: Sequence[_Run]) -> list[str]:
     out.append("</div>")
     legend = "".join(
         f'<span><i class="swatch o-{key}"></i>{_h(key.replace("_", " "))}</span>'
-        for key in COUNT_KEYS
+        for key in OUTCOME_KEYS
     )
     out.append(f'<p class="legend">{legend}</p>')
     if unplaced:
@@ -172,10 +175,10 @@ def _html_runs(owner: str, anchor: str, title: str, reason: str, runs: Sequence[
             logs = "<br>".join(f"{_h(name)}: <code>{_h(path)}</code>" for name, path in run.logs())
             out.append(
                 f'<tr><td>{run.attempt}</td><td><span class="swatch o-{run.outcome}"></span>'
-                f"{_h(run.outcome.replace('_', ' '))}</td><td>{_h(run.data.get('exit_code'))}</td>"
+                f"{_h(run.outcome.replace('_', ' '))}</td><td>{_h(run.data.exit_code)}</td>"
                 f'<td class="num">{_seconds(run.duration)}</td>'
                 f"<td>{'-' if run.slot is None else run.slot}</td>"
-                f"<td>{_h(run.data.get('error_message') or '')}</td><td>{logs}</td></tr>"
+                f"<td>{_h(run.data.error_message)}</td><td>{logs}</td></tr>"
             )
         out.append("</tbody></table>")
     for run in runs:
@@ -190,37 +193,38 @@ def _html_runs(owner: str, anchor: str, title: str, reason: str, runs: Sequence[
     return out
 
 
-def render_html(doc: dict[str, Any]) -> str:
+def render_html(doc: Mapping[str, Any]) -> str:
     """One self-contained page (inline CSS, no script, no external URL) with a timeline."""
-    rows = _rows(doc)
-    control = _control_runs(doc)
-    action, message, steps = _recommendation(doc)
+    document = parse(doc)
+    rows = _rows(document)
+    control = _control_runs(document)
+    action, message, steps = _recommendation(document)
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>refute: {_h(_bug(doc))}</title>",
+        f"<title>refute: {_h(_bug(document))}</title>",
         f"<style>{_CSS}</style>",
         "</head>",
         "<body>",
-        f"<h1>refute: {_h(_bug(doc))}</h1>",
-        f'<p class="meta">{_h(_session_line(doc))}</p>',
+        f"<h1>refute: {_h(_bug(document))}</h1>",
+        f'<p class="meta">{_h(_session_line(document))}</p>',
     ]
-    if _is_unreliable(doc):
+    if _is_unreliable(document):
         out.append(
             f'<p class="banner">{_h(UNRELIABLE_NOTE)} the bug on the unmodified base: '
             "no verdict below is evidence. Fix the control test first.</p>"
         )
-    out.append(f"<p><strong>Control:</strong> {_h(_control_text(doc))}</p>")
+    out.append(f"<p><strong>Control:</strong> {_h(_control_text(document))}</p>")
     out.append("<h2>Verdicts</h2>")
     out += _html_table(rows)
     out.append(f"<h2>Recommendation: {_h(action)}</h2>")
     out.append(f"<p>{_h(message)}</p>")
     if steps:
         out.append("<ol>" + "".join(f"<li>{_h(step)}</li>" for step in steps) + "</ol>")
-    out.append(f"<p><strong>Timing:</strong> {_h(_timing_text(doc))}</p>")
+    out.append(f"<p><strong>Timing:</strong> {_h(_timing_text(document))}</p>")
     out.append("<h2>Timeline</h2>")
     out += _timeline(control + [run for row in rows for run in row.runs])
     out.append("<h2>Runs</h2>")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from refute.reports._common import (
     UNRELIABLE_NOTE,
+    RunText,
     _bug,
     _control_runs,
     _control_text,
-    _mapping,
     _one_line,
     _recommendation,
     _Row,
@@ -19,7 +19,10 @@ from refute.reports._common import (
     _Run,
     _timing_text,
     clean_text,
+    parse,
 )
+
+__all__ = ["JUNIT_STREAM_LIMIT", "render_junit"]
 
 #: Characters of one stream of one run kept in a JUnit system-out/system-err block.
 JUNIT_STREAM_LIMIT: Final = 16_000
@@ -48,7 +51,14 @@ def _bounded(text: str, limit: int = JUNIT_STREAM_LIMIT) -> str:
     )
 
 
-def _streams(runs: Sequence[_Run], key: str) -> str:
+#: The JUnit element each stream of a run goes to.
+_STREAMS: Final[tuple[tuple[str, RunText], ...]] = (
+    ("system-out", "stdout"),
+    ("system-err", "stderr"),
+)
+
+
+def _streams(runs: Sequence[_Run], key: RunText) -> str:
     blocks = []
     for run in runs:
         text = run.text(key)
@@ -58,16 +68,17 @@ def _streams(runs: Sequence[_Run], key: str) -> str:
 
 
 def _add_streams(parent: ET.Element, runs: Sequence[_Run]) -> None:
-    for tag, key in (("system-out", "stdout"), ("system-err", "stderr")):
+    for tag, key in _STREAMS:
         text = _streams(runs, key)
         if text:
             ET.SubElement(parent, tag).text = text
 
 
-def render_junit(doc: dict[str, Any]) -> str:
+def render_junit(doc: Mapping[str, Any]) -> str:
     """JUnit XML: one testsuite, one testcase per hypothesis (docs/report.md's mapping)."""
-    session = _mapping(doc.get("session"))
-    rows = _rows(doc)
+    document = parse(doc)
+    session = document.session
+    rows = _rows(document)
     results = [_junit_result(row) for row in rows]
     elements = [element for element, _ in results]
     failures, errors = elements.count("failure"), elements.count("error")
@@ -85,23 +96,23 @@ def render_junit(doc: dict[str, Any]) -> str:
         root,
         "testsuite",
         {
-            "name": f"refute: {_bug(doc)}",
+            "name": f"refute: {_bug(document)}",
             **counts,
-            "timestamp": clean_text(session.get("started_at") or ""),
+            "timestamp": clean_text(session.started_at or ""),
         },
     )
     properties = ET.SubElement(suite, "properties")
-    action, message, _ = _recommendation(doc)
+    action, message, _ = _recommendation(document)
     for name, value in (
-        ("session", session.get("id")),
-        ("status", session.get("status")),
-        ("exit_code", session.get("exit_code")),
-        ("control", _control_text(doc)),
+        ("session", session.id),
+        ("status", session.status),
+        ("exit_code", session.exit_code),
+        ("control", _control_text(document)),
         ("recommendation", f"{action}: {message}"),
-        ("timing", _timing_text(doc)),
+        ("timing", _timing_text(document)),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": _one_line(value)})
-    classname = f"refute.{clean_text(session.get('id') or 'session')}"
+    classname = f"refute.{clean_text(session.id or 'session')}"
     for row, (element, text) in zip(rows, results, strict=True):
         case = ET.SubElement(
             suite,
@@ -116,7 +127,7 @@ def render_junit(doc: dict[str, Any]) -> str:
             ]
             child.text = "\n".join(part for part in details if part)
         _add_streams(case, row.runs)
-    _add_streams(suite, _control_runs(doc))
+    _add_streams(suite, _control_runs(document))
     ET.indent(root)
     # Every value went through clean_text, so the tree holds only characters XML 1.0 allows.
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

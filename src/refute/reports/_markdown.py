@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from typing import Any, Final
 
 from refute.reports._common import (
@@ -21,7 +22,10 @@ from refute.reports._common import (
     _share,
     _tail,
     _timing_text,
+    parse,
 )
+
+__all__ = ["render_markdown"]
 
 _MD_SPECIAL: Final = re.compile(r"([\\`*_\[\]|~#])")
 
@@ -38,11 +42,12 @@ def _md_code_block(text: str) -> list[str]:
     return [f"{fence}text", text, fence]
 
 
-def render_markdown(doc: dict[str, Any]) -> str:
+def render_markdown(doc: Mapping[str, Any]) -> str:
     """A pull-request comment: verdict table, recommendation, timing, collapsible details."""
-    rows = _rows(doc)
-    lines = [f"## refute: {_md(_bug(doc))}", "", _md(_session_line(doc)), ""]
-    if _is_unreliable(doc):
+    document = parse(doc)
+    rows = _rows(document)
+    lines = [f"## refute: {_md(_bug(document))}", "", _md(_session_line(document)), ""]
+    if _is_unreliable(document):
         lines += [
             (
                 f"> **{_md(UNRELIABLE_NOTE)} the bug on the unmodified base**: "
@@ -50,7 +55,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             ),
             "",
         ]
-    lines += [f"**Control:** {_md(_control_text(doc))}", ""]
+    lines += [f"**Control:** {_md(_control_text(document))}", ""]
     lines += [
         "| # | Hypothesis | Description | Verdict | Confidence | Runs | Time |",
         "|--:|---|---|---|--:|---|--:|",
@@ -67,11 +72,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
             _seconds(row.seconds),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    action, message, steps = _recommendation(doc)
+    action, message, steps = _recommendation(document)
     lines += ["", f"**Recommendation ({_md(action)}):** {_md(message)}", ""]
     lines += [f"{number}. {_md(step)}" for number, step in enumerate(steps, start=1)]
-    lines += ["", f"**Timing:** {_md(_timing_text(doc))}", ""]
-    for owner, verdict, reason, runs in [("control", "", "", _control_runs(doc))] + [
+    lines += ["", f"**Timing:** {_md(_timing_text(document))}", ""]
+    for owner, verdict, reason, runs in [("control", "", "", _control_runs(document))] + [
         (row.id, row.verdict_label, row.reason, row.runs) for row in rows
     ]:
         if not runs and owner == "control":

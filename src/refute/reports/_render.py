@@ -1,27 +1,36 @@
-"""The entry point: `render` picks a format's renderer; JSON is the document itself."""
+"""The entry point: `render` picks a format's renderer; JSON is the document itself, and
+`REPORT_JSON_SCHEMA` its schema."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from refute.document import document_json_schema
 from refute.errors import ConfigError
+from refute.reports._common import parse
 from refute.reports._html import render_html
 from refute.reports._junit import render_junit
 from refute.reports._markdown import render_markdown
 from refute.reports._text import render_text
 
+__all__ = ["FORMATS", "REPORT_JSON_SCHEMA", "render", "render_json"]
+
 FORMATS: Final = ("text", "json", "markdown", "junit", "html")
 
+#: The JSON Schema (draft 2020-12) of the document `render_json` writes, generated from the
+#: models of `refute.document`; `refute schema --report` prints it.
+REPORT_JSON_SCHEMA: Final[dict[str, Any]] = document_json_schema()
 
-def render(doc: dict[str, Any], fmt: str, *, color: bool = False, width: int = 100) -> str:
+
+def render(doc: Mapping[str, Any], fmt: str, *, color: bool = False, width: int = 100) -> str:
     """Render a session document in one of `FORMATS`.
 
     `color` and `width` only concern the text format. Raises `ConfigError` (field
     "format") for an unknown format.
     """
-    renderers: dict[str, Callable[[dict[str, Any]], str]] = {
+    renderers: dict[str, Callable[[Mapping[str, Any]], str]] = {
         "text": lambda d: render_text(d, color=color, width=width),
         "json": render_json,
         "markdown": render_markdown,
@@ -34,6 +43,8 @@ def render(doc: dict[str, Any], fmt: str, *, color: bool = False, width: int = 1
     return renderer(doc)
 
 
-def render_json(doc: dict[str, Any]) -> str:
-    """The document itself, as JSON (what `REPORT_JSON_SCHEMA` describes)."""
+def render_json(doc: Mapping[str, Any]) -> str:
+    """The document itself, as JSON (what `REPORT_JSON_SCHEMA` describes), key for key as
+    given; a document that is not one is refused like in every other format."""
+    parse(doc)
     return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False)

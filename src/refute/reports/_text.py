@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any, Final
 
 from rich import box
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from refute.document import Verdict
 from refute.reports._common import (
     UNRELIABLE_NOTE,
     _bug,
@@ -22,9 +24,12 @@ from refute.reports._common import (
     _session_line,
     _share,
     _timing_text,
+    parse,
 )
 
-_VERDICT_STYLE: Final = {
+__all__ = ["render_text"]
+
+_VERDICT_STYLE: Final[dict[Verdict, str]] = {
     "supported": "bold red",
     "falsified": "green",
     "inconclusive": "yellow",
@@ -34,11 +39,12 @@ _VERDICT_STYLE: Final = {
 }
 
 
-def render_text(doc: dict[str, Any], *, color: bool = False, width: int = 100) -> str:
+def render_text(doc: Mapping[str, Any], *, color: bool = False, width: int = 100) -> str:
     """A terminal report: the verdict table, control, recommendation, timing and logs.
 
     Plain text unless `color` (then ANSI styles, for a terminal). `width` is in columns.
     """
+    document = parse(doc)
     buffer = io.StringIO()
     console = Console(
         file=buffer,
@@ -59,10 +65,10 @@ def render_text(doc: dict[str, Any], *, color: bool = False, width: int = 100) -
         # whole on one line, to be searched and copied; only the table fits the width.
         console.print(Text.assemble(*parts, style=style), soft_wrap=True)
 
-    rows = _rows(doc)
-    say(("refute: ", "bold"), (_bug(doc), "bold"))
-    say(_session_line(doc))
-    if _is_unreliable(doc):
+    rows = _rows(document)
+    say(("refute: ", "bold"), (_bug(document), "bold"))
+    say(_session_line(document))
+    if _is_unreliable(document):
         say(
             f"!! {UNRELIABLE_NOTE} the bug on the unmodified base:"
             " no verdict marked (unreliable) is evidence; fix the control first",
@@ -91,15 +97,15 @@ def render_text(doc: dict[str, Any], *, color: bool = False, width: int = 100) -
     console.print()
     console.print(table)
     console.print()
-    say(("Control: ", "bold"), _control_text(doc))
-    action, message, steps = _recommendation(doc)
+    say(("Control: ", "bold"), _control_text(document))
+    action, message, steps = _recommendation(document)
     say("Recommendation (", (action, "bold"), f"): {message}")
     for number, step in enumerate(steps, start=1):
         say(f"  {number}. {step}")
-    say(("Timing: ", "bold"), _timing_text(doc))
+    say(("Timing: ", "bold"), _timing_text(document))
     console.print()
     say(("Runs and logs", "bold"))
-    control = _control_runs(doc)
+    control = _control_runs(document)
     groups = [("control", "", control)] if control else []
     groups += [(row.id, row.reason, row.runs) for row in rows]
     for owner, reason, runs in groups:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from refute.errors import StoreError
 
+__all__ = ["BUSY_TIMEOUT"]
+
 #: Seconds a connection waits for another process' write lock before giving up.
 BUSY_TIMEOUT = 30.0
 

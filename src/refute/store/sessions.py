@@ -21,11 +21,13 @@ is locked" instead of waiting). The schema carries a version (`PRAGMA user_versi
 `_MIGRATIONS` are applied in order inside one transaction, and a database newer than this
 code is refused with a `StoreError` rather than misread.
 
-The pieces live in private modules: `_store_schema` (the SQL schema, its migrations and
-connection set-up), `_store_documents` (splitting a document into head and runs, and
-joining them again) and `_store_rows` (writing hypothesis and run rows).
+The pieces live in their own modules: `schema` (the SQL schema, its migrations and
+connection set-up), `documents` (validating a document and splitting it into head and
+runs, and joining them again) and `rows` (writing hypothesis and run rows).
 
-Only plain dicts go in and out; this module imports nothing above `model`'s layer.
+Only plain dicts go in and out, validated on the way in with the models of
+`refute.document` (a malformed document or run is a `StoreError` saying what is wrong);
+the store keeps exactly the dicts it was given.
 """
 
 from __future__ import annotations
@@ -40,11 +42,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from refute.document import CONTROL_ID, STATUSES
+from refute.document import ANALYSIS_KEYS, CONTROL_ID, STATUSES
 from refute.errors import StoreError, UnknownSessionError
 from refute.paths import make_owned_dir, state_dir
 from refute.store.documents import (
-    ANALYSIS_KEYS,
     DOCUMENT_SCHEMA,
     _dumps,
     _get,
