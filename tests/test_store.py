@@ -278,7 +278,7 @@ import os, signal, sys
 from pathlib import Path
 from refute.model import TestExecutionResult, TestResult
 from refute.store import Store
-from refute.store.rows import _upsert_run
+from refute.store.rows import upsert_run
 
 path, sid, count, how = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 
@@ -294,7 +294,7 @@ if how == "exit":
     os._exit(9)
 # Die in the middle of the next write: the row is inserted but never committed.
 with store._write() as conn:
-    _upsert_run(conn, sid, "token-race", run(count + 1))
+    upsert_run(conn, sid, "token-race", run(count + 1))
     os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -448,7 +448,7 @@ def test_one_store_shared_by_threads(db: Path):
 def test_a_version_1_database_opens(db: Path):
     # Built by hand from the version-1 statements, as an older refute would have left it.
     conn = sqlite3.connect(db)
-    for statement in store_module._MIGRATIONS[0]:
+    for statement in store_module.MIGRATIONS[0]:
         conn.execute(statement)
     conn.execute(
         "INSERT INTO sessions (id, repo, plan_path, bug, status, started_at, document)"
@@ -468,11 +468,11 @@ def test_migrations_apply_in_order_and_keep_data(db: Path, monkeypatch: pytest.M
         store.create_session(make_doc())
         store.add_run(SID, make_run("token-race"))
     migrations = [
-        *store_module._MIGRATIONS,
+        *store_module.MIGRATIONS,
         ("ALTER TABLE sessions ADD COLUMN note TEXT", "UPDATE sessions SET note = 'v2'"),
         ("UPDATE sessions SET note = note || '+v3'",),
     ]
-    monkeypatch.setattr(store_module, "_MIGRATIONS", migrations)
+    monkeypatch.setattr(store_module, "MIGRATIONS", migrations)
     with Store.open(db) as store:
         assert len(store.load_document(SID)["hypotheses"][0]["runs"]) == 1
     conn = sqlite3.connect(db)
@@ -484,8 +484,8 @@ def test_migrations_apply_in_order_and_keep_data(db: Path, monkeypatch: pytest.M
 def test_a_failing_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch):
     with Store.open(db):
         pass
-    broken = [*store_module._MIGRATIONS, ("CREATE TABLE extra (x)", "THIS IS NOT SQL")]
-    monkeypatch.setattr(store_module, "_MIGRATIONS", broken)
+    broken = [*store_module.MIGRATIONS, ("CREATE TABLE extra (x)", "THIS IS NOT SQL")]
+    monkeypatch.setattr(store_module, "MIGRATIONS", broken)
     with pytest.raises(StoreError, match="syntax error"):
         Store.open(db)
     conn = sqlite3.connect(db)

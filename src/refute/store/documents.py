@@ -1,7 +1,7 @@
 """Session documents split into the head and the runs the store keeps apart, and back.
 
-Pure functions on plain dicts, no SQL: `_split` validates a document with the models of
-`refute.document` and takes its runs out (control runs under `CONTROL_ID`), `_join` puts
+Pure functions on plain dicts, no SQL: `split` validates a document with the models of
+`refute.document` and takes its runs out (control runs under `CONTROL_ID`), `join` puts
 stored runs back into a head. The small value helpers below are shared with the rest of
 the store.
 """
@@ -18,13 +18,24 @@ from pydantic import ValidationError
 from refute.document import CONTROL_ID, SCHEMA, SessionDocument, explain
 from refute.errors import StoreError
 
-__all__ = ["DOCUMENT_SCHEMA"]
+__all__ = [
+    "DOCUMENT_SCHEMA",
+    "dumps",
+    "get_field",
+    "join_runs",
+    "now_iso",
+    "repeat_count",
+    "split_document",
+    "summary_counts",
+]
 
 #: The `schema` value of a session document this store understands.
 DOCUMENT_SCHEMA = SCHEMA
 
 
-def _split(doc: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+def split_document(
+    doc: Mapping[str, Any],
+) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
     """Validate a session document; return its head (no runs) and its runs.
 
     The head is the document as given (unknown nested keys included), not a re-dump of the
@@ -47,7 +58,7 @@ def _split(doc: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, dict
     session.setdefault("plan_path", parsed.session.plan_path)
     session.setdefault("bug", parsed.session.bug)
     if session.get("started_at") is None:
-        session["started_at"] = _now_iso()
+        session["started_at"] = now_iso()
     head["session"] = session
 
     runs: list[tuple[str, dict[str, Any]]] = []
@@ -64,9 +75,9 @@ def _split(doc: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, dict
     return head, runs
 
 
-def _join(head: dict[str, Any], rows: Iterable[tuple[str, str]]) -> dict[str, Any]:
+def join_runs(head: dict[str, Any], rows: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """Attach stored runs, (hypothesis id, run JSON) rows in attempt order, to a head: the
-    inverse of `_split`. Every hypothesis (and the control, if any) gets a runs list."""
+    inverse of `split`. Every hypothesis (and the control, if any) gets a runs list."""
     runs: dict[str, list[dict[str, Any]]] = {}
     for hypothesis_id, data in rows:
         runs.setdefault(hypothesis_id, []).append(json.loads(data))
@@ -77,7 +88,7 @@ def _join(head: dict[str, Any], rows: Iterable[tuple[str, str]]) -> dict[str, An
     return head
 
 
-def _summary_counts(document: str) -> dict[str, Any] | None:
+def summary_counts(document: str) -> dict[str, Any] | None:
     try:
         head = json.loads(document)
     except ValueError:
@@ -90,19 +101,19 @@ def _summary_counts(document: str) -> dict[str, Any] | None:
 # -- values -------------------------------------------------------------------------------
 
 
-def _repeat(value: object, fallback: int) -> int:
+def repeat_count(value: object, fallback: int) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
     return fallback
 
 
-def _get(mapping: Mapping[str, Any], key: str) -> object:
+def get_field(mapping: Mapping[str, Any], key: str) -> object:
     if not isinstance(mapping, Mapping):
         raise StoreError(f"a run must be a dict, got {type(mapping).__name__}")
     return mapping.get(key)
 
 
-def _dumps(value: object, what: str) -> str:
+def dumps(value: object, what: str) -> str:
     try:
         # ASCII escapes keep lone surrogates (surrogateescape-decoded output) storable.
         return json.dumps(value, separators=(",", ":"))
@@ -110,5 +121,5 @@ def _dumps(value: object, what: str) -> str:
         raise StoreError(f"{what} cannot be stored as JSON: {exc}") from exc
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")

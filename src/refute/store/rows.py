@@ -1,7 +1,7 @@
 """How a session's hypotheses and runs become rows of the `hypotheses` and `runs` tables.
 
 Both writers work inside the caller's transaction (`Store._write`) and never commit;
-`_upsert_run` validates the run (`refute.document.RunRecord`) and carries the rule that a
+`upsert_run` validates the run (`refute.document.RunRecord`) and carries the rule that a
 not_run result never replaces a finished one.
 """
 
@@ -15,15 +15,18 @@ from pydantic import ValidationError
 
 from refute.document import ANALYSIS_KEYS, RunRecord, explain
 from refute.errors import StoreError
-from refute.store.documents import _dumps
+from refute.store.documents import dumps
 
-__all__: list[str] = []
+__all__ = [
+    "upsert_hypotheses",
+    "upsert_run",
+]
 
 
-def _upsert_hypotheses(
+def upsert_hypotheses(
     conn: sqlite3.Connection, session_id: str, hypotheses: list[dict[str, Any]]
 ) -> None:
-    """Write the head's hypotheses (already validated by `_split`), spec and analysis apart."""
+    """Write the head's hypotheses (already validated by `split`), spec and analysis apart."""
     for index, hypothesis in enumerate(hypotheses, start=1):
         spec = {k: v for k, v in hypothesis.items() if k not in ANALYSIS_KEYS}
         analysis = {k: v for k, v in hypothesis.items() if k in ANALYSIS_KEYS}
@@ -39,8 +42,8 @@ def _upsert_hypotheses(
                 hypothesis["id"],
                 rank if rank is not None else index,
                 verdict,
-                _dumps(spec, f"hypothesis {hypothesis['id']!r}"),
-                _dumps(analysis, f"hypothesis {hypothesis['id']!r}") if analysis else None,
+                dumps(spec, f"hypothesis {hypothesis['id']!r}"),
+                dumps(analysis, f"hypothesis {hypothesis['id']!r}") if analysis else None,
             ),
         )
 
@@ -63,14 +66,14 @@ def _parse_run(hypothesis_id: str, run: Mapping[str, Any]) -> RunRecord:
         raise StoreError(f"run of {hypothesis_id!r} {problem}") from exc
 
 
-def _upsert_run(
+def upsert_run(
     conn: sqlite3.Connection, session_id: str, hypothesis_id: str, run: Mapping[str, Any]
 ) -> bool:
     """Write one run; False (nothing written) when a not_run result would replace a real one."""
     if not isinstance(run, Mapping):
         raise StoreError(f"a run must be a dict, got {type(run).__name__}")
     # JSON first: a value JSON cannot hold (a Path, a set) is the clearest thing to report.
-    data = _dumps(dict(run), f"run of {hypothesis_id!r}")
+    data = dumps(dict(run), f"run of {hypothesis_id!r}")
     record = _parse_run(hypothesis_id, run)
     given = record.model_fields_set
     attempt = record.metrics.attempt or 1

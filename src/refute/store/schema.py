@@ -1,8 +1,8 @@
 """The session database's schema, its migrations, and how a connection is set up.
 
-`refute.store` opens connections with `_configure` and brings their schema up to date
-with `_migrate`; nothing here knows about session documents. The schema version is
-`PRAGMA user_version`: `_MIGRATIONS[n - 1]` takes a database from version n - 1 to n.
+`refute.store` opens connections with `configure` and brings their schema up to date
+with `migrate`; nothing here knows about session documents. The schema version is
+`PRAGMA user_version`: `MIGRATIONS[n - 1]` takes a database from version n - 1 to n.
 """
 
 from __future__ import annotations
@@ -15,14 +15,20 @@ from pathlib import Path
 
 from refute.errors import StoreError
 
-__all__ = ["BUSY_TIMEOUT"]
+__all__ = [
+    "BUSY_TIMEOUT",
+    "MIGRATIONS",
+    "configure",
+    "migrate",
+    "sqlite_errors",
+]
 
 #: Seconds a connection waits for another process' write lock before giving up.
 BUSY_TIMEOUT = 30.0
 
-# Schema migrations: _MIGRATIONS[n - 1] takes a database from version n - 1 to n.
+# Schema migrations: MIGRATIONS[n - 1] takes a database from version n - 1 to n.
 # Never edit a released entry; append a new one.
-_MIGRATIONS: list[tuple[str, ...]] = [
+MIGRATIONS: list[tuple[str, ...]] = [
     (  # version 1: the initial schema
         """
         CREATE TABLE sessions (
@@ -73,15 +79,15 @@ _MIGRATIONS: list[tuple[str, ...]] = [
 
 
 @contextlib.contextmanager
-def _sqlite_errors(path: Path) -> Iterator[None]:
+def sqlite_errors(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: {exc}") from exc
 
 
-def _configure(conn: sqlite3.Connection, path: Path) -> None:
-    with _sqlite_errors(path):
+def configure(conn: sqlite3.Connection, path: Path) -> None:
+    with sqlite_errors(path):
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
         # Switching a new database to WAL needs a moment of exclusive access; should another
@@ -99,12 +105,12 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("PRAGMA synchronous = FULL")
 
 
-def _migrate(conn: sqlite3.Connection, path: Path, migrations: Sequence[tuple[str, ...]]) -> None:
+def migrate(conn: sqlite3.Connection, path: Path, migrations: Sequence[tuple[str, ...]]) -> None:
     """Bring the database up to version `len(migrations)`, applying the missing entries in
     one transaction; raises StoreError for a database newer than that. `refute.store`
-    passes its own `_MIGRATIONS`, the list `schema_version()` counts."""
+    passes its own `MIGRATIONS`, the list `schema_version()` counts."""
     latest = len(migrations)
-    with _sqlite_errors(path):
+    with sqlite_errors(path):
         version = _user_version(conn)
         _check_not_newer(version, latest, path)
         if version == latest:

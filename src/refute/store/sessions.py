@@ -18,7 +18,7 @@ Several processes may use the same database at once: WAL mode (readers never wai
 writer), a 30 s busy timeout, and every write is one short `BEGIN IMMEDIATE` transaction
 (a transaction that starts as a reader and then writes could fail at once with "database
 is locked" instead of waiting). The schema carries a version (`PRAGMA user_version`);
-`_MIGRATIONS` are applied in order inside one transaction, and a database newer than this
+`MIGRATIONS` are applied in order inside one transaction, and a database newer than this
 code is refused with a `StoreError` rather than misread.
 
 The pieces live in their own modules: `schema` (the SQL schema, its migrations and
@@ -47,21 +47,21 @@ from refute.errors import StoreError, UnknownSessionError
 from refute.paths import make_owned_dir, state_dir
 from refute.store.documents import (
     DOCUMENT_SCHEMA,
-    _dumps,
-    _get,
-    _join,
-    _now_iso,
-    _repeat,
-    _split,
-    _summary_counts,
+    dumps,
+    get_field,
+    join_runs,
+    now_iso,
+    repeat_count,
+    split_document,
+    summary_counts,
 )
-from refute.store.rows import _upsert_hypotheses, _upsert_run
+from refute.store.rows import upsert_hypotheses, upsert_run
 from refute.store.schema import (
-    _MIGRATIONS,
     BUSY_TIMEOUT,
-    _configure,
-    _migrate,
-    _sqlite_errors,
+    MIGRATIONS,
+    configure,
+    migrate,
+    sqlite_errors,
 )
 
 # The store's API, including the names defined in the private modules.
@@ -83,7 +83,7 @@ DB_FILENAME = "refute.sqlite3"
 
 def schema_version() -> int:
     """The schema version this code creates and understands."""
-    return len(_MIGRATIONS)
+    return len(MIGRATIONS)
 
 
 def default_path() -> Path:
@@ -128,9 +128,9 @@ class Store:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{path}: cannot open the session database: {exc}") from exc
         try:
-            _configure(connection, path)
-            # This module's `_MIGRATIONS`, read now: the list `schema_version()` counts.
-            _migrate(connection, path, _MIGRATIONS)
+            configure(connection, path)
+            # This module's `MIGRATIONS`, read now: the list `schema_version()` counts.
+            migrate(connection, path, MIGRATIONS)
         except BaseException:
             connection.close()
             raise
@@ -160,7 +160,7 @@ class Store:
         """Insert a new session (status "running") and its hypotheses from a session
         document. Runs already in the document are stored too. Raises StoreError if the
         document is malformed or the id is taken."""
-        head, runs = _split(doc)
+        head, runs = split_document(doc)
         session = head["session"]
         session_id: str = session["id"]
         session.update(status="running", finished_at=None, exit_code=None)
@@ -178,12 +178,12 @@ class Store:
                     session["bug"],
                     session["started_at"],
                     int(head.get("control") is not None),
-                    _dumps(head, "the session document"),
+                    dumps(head, "the session document"),
                 ),
             )
-            _upsert_hypotheses(conn, session_id, head["hypotheses"])
+            upsert_hypotheses(conn, session_id, head["hypotheses"])
             for hypothesis_id, run in runs:
-                _upsert_run(conn, session_id, hypothesis_id, run)
+                upsert_run(conn, session_id, hypothesis_id, run)
 
     def add_run(
         self, session_id: str, run: Mapping[str, Any], *, hypothesis_id: str | None = None
@@ -195,7 +195,7 @@ class Store:
         for an attempt already stored replaces it, except that a not_run result never
         replaces a real one: then nothing is written and False is returned.
         """
-        target = hypothesis_id if hypothesis_id is not None else _get(run, "hypothesis_id")
+        target = hypothesis_id if hypothesis_id is not None else get_field(run, "hypothesis_id")
         if not isinstance(target, str) or not target:
             raise StoreError(f"run has no hypothesis id: {target!r}")
         with self._write() as conn:
@@ -207,7 +207,7 @@ class Store:
                 "SELECT 1 FROM hypotheses WHERE session_id = ? AND id = ?", (session_id, target)
             ).fetchone():
                 raise StoreError(f"session {session_id} has no hypothesis {target!r}")
-            return _upsert_run(conn, session_id, target, run)
+            return upsert_run(conn, session_id, target, run)
 
     def finish_session(
         self, session_id: str, status: str, exit_code: int | None, document: Mapping[str, Any]
@@ -218,11 +218,11 @@ class Store:
         set to now); runs it carries are stored like `add_run` would.
         """
         _check_status(status)
-        head, runs = _split(document)
+        head, runs = split_document(document)
         session = head["session"]
         if session["id"] != session_id:
             raise StoreError(f"document is for session {session['id']!r}, not {session_id!r}")
-        finished_at = session.get("finished_at") or _now_iso()
+        finished_at = session.get("finished_at") or now_iso()
         session.update(status=status, exit_code=exit_code, finished_at=finished_at)
         with self._write() as conn:
             _session_row(conn, session_id, "1")
@@ -237,13 +237,13 @@ class Store:
                     finished_at,
                     exit_code,
                     int(head.get("control") is not None),
-                    _dumps(head, "the session document"),
+                    dumps(head, "the session document"),
                     session_id,
                 ),
             )
-            _upsert_hypotheses(conn, session_id, head["hypotheses"])
+            upsert_hypotheses(conn, session_id, head["hypotheses"])
             for hypothesis_id, run in runs:
-                _upsert_run(conn, session_id, hypothesis_id, run)
+                upsert_run(conn, session_id, hypothesis_id, run)
 
     def set_status(self, session_id: str, status: str) -> None:
         """Change a session's status. A final status (anything but "running") sets
@@ -262,7 +262,7 @@ class Store:
                 conn.execute(
                     "UPDATE sessions SET status = ?, finished_at = coalesce(finished_at, ?)"
                     " WHERE id = ?",
-                    (status, _now_iso(), session_id),
+                    (status, now_iso(), session_id),
                 )
 
     # -- reading --------------------------------------------------------------------------
@@ -282,7 +282,7 @@ class Store:
             ).fetchall()
         doc: dict[str, Any] = json.loads(document)
         doc["session"].update(status=status, finished_at=finished_at, exit_code=exit_code)
-        return _join(doc, rows)
+        return join_runs(doc, rows)
 
     def latest_session_id(self, repo: str | os.PathLike[str] | None = None) -> str | None:
         """The id of the most recently started session (of `repo`, if given), or None."""
@@ -328,7 +328,7 @@ class Store:
                     "finished_at": finished,
                     "exit_code": code,
                     "runs": runs,
-                    "counts": _summary_counts(document),
+                    "counts": summary_counts(document),
                 }
             )
         return sessions
@@ -368,11 +368,13 @@ class Store:
         for hypothesis_id, attempt in done_rows:
             done.setdefault(hypothesis_id, set()).add(attempt)
         settings = head["session"].get("settings") or {}
-        fallback = _repeat(settings.get("repeat"), 1)
+        fallback = repeat_count(settings.get("repeat"), 1)
         wanted: list[tuple[str, int]] = []
         if head.get("control") is not None:
-            wanted.append((CONTROL_ID, _repeat(head["control"].get("repeat"), fallback)))
-        wanted.extend((h["id"], _repeat(h.get("repeat"), fallback)) for h in head["hypotheses"])
+            wanted.append((CONTROL_ID, repeat_count(head["control"].get("repeat"), fallback)))
+        wanted.extend(
+            (h["id"], repeat_count(h.get("repeat"), fallback)) for h in head["hypotheses"]
+        )
         missing: dict[str, list[int]] = {}
         for hypothesis_id, repeat in wanted:
             have = done.get(hypothesis_id, set())
@@ -391,7 +393,7 @@ class Store:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taking the write lock up front and committed on exit."""
-        with self._lock, _sqlite_errors(self.path):
+        with self._lock, sqlite_errors(self.path):
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -405,7 +407,7 @@ class Store:
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """One read transaction: every query inside sees the same snapshot."""
-        with self._lock, _sqlite_errors(self.path):
+        with self._lock, sqlite_errors(self.path):
             conn = self._conn()
             conn.execute("BEGIN")
             try:
