@@ -1,5 +1,5 @@
-"""No leaks between the user's checkout and a test: each command's Python environment is
-looked at before anything runs (`refute.workspace.environments`).
+"""No leaks between the user's checkout and a test: each command and its Python environment
+are looked at before anything runs (`refute.workspace.leaks`, `refute.workspace.pythonenv`).
 
 An editable install of the repository in the interpreter a test runs (the user's usual
 venv) would make the test import the USER'S CHECKOUT instead of its worktree, so every
@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from refute.model import Hypothesis
-from refute.workspace import environments
+from refute.workspace import leaks
 from refute.workspace.git import run_git
 from refute.workspace.pool import pool_root
 from refute.workspace.worktrees import Repository
@@ -64,7 +64,7 @@ async def find_leaks(
         if argv is None:
             continue
         env = {**environment, **hyp.env}
-        redirect = environments.redirect_command(
+        redirect = leaks.redirect_command(
             argv, env, checkout=repo.root, worktree=stand_in, cwd=repo.root
         )
         who = hyp.id
@@ -98,8 +98,8 @@ async def find_leaks(
         )
     if setup:
         env = dict(environment)
-        messages = environments.path_leaks(setup, env, repo.root, stand_in)
-        outside = environments.setup_writes_outside(setup, env, worktree=stand_in)
+        messages = leaks.path_leaks(setup, env, repo.root, stand_in)
+        outside = leaks.setup_writes_outside(setup, env, worktree=stand_in)
         found.problems.extend(Leak(None, m) for m in [*messages, *([outside] if outside else [])])
     return found
 

@@ -26,7 +26,7 @@ from refute.app.environments import Leak, find_leaks
 from refute.document import CONTROL_ID
 from refute.engine.local import LocalBackend, run_one
 from refute.engine.process import shielded
-from refute.engine.protocol import Backend, BatchSettings, EventCallback, Job
+from refute.engine.protocol import Backend, BatchSettings, EventCallback, Job, RunEvent
 from refute.engine.sweep import SCOPE_VARIABLE, stop_orphans
 from refute.errors import ConfigError, PlanCheckError, RepositoryError
 from refute.model import (
@@ -40,7 +40,12 @@ from refute.model import (
     check_id,
 )
 from refute.paths import state_dir
-from refute.workspace.checkouts import Checkouts, SetupOutcome, SetupRunner
+from refute.workspace.checkouts import (
+    DEFAULT_SETUP_INPUTS,
+    Checkouts,
+    SetupOutcome,
+    SetupRunner,
+)
 from refute.workspace.git import without_local_vars
 from refute.workspace.pool import WorktreePool
 from refute.workspace.reconcile import CleanReport, reconcile
@@ -66,6 +71,7 @@ class IsolationOptions:
     setup: Sequence[str] | None = None
     setup_timeout: float = DEFAULT_SETUP_TIMEOUT
     keep_paths: tuple[str, ...] = DEFAULT_KEEP_PATHS
+    setup_inputs: tuple[str, ...] | None = None  # default: DEFAULT_SETUP_INPUTS
     pool_capacity: int | None = None  # default: the concurrency
     plan_dir: Path | None = None
 
@@ -189,12 +195,15 @@ def _setup_runner(settings: BatchSettings) -> SetupRunner:
             log_stem=f"{request.owner}.setup",
         )
         result = await run_one(job, settings)
+        logs = tuple(log for log in (result.stdout_log, result.stderr_log) if log)
         if result.result is TestResult.PASS:
-            return SetupOutcome(ok=True, seconds=result.duration)
+            return SetupOutcome(ok=True, seconds=result.duration, logs=logs)
         why = result.error_message or f"exit {result.exit_code}"
         tail = result.stderr.strip().splitlines()[-1:] if result.stderr.strip() else []
         message = f"{why}: {tail[0]}" if tail else why
-        return SetupOutcome(ok=False, seconds=result.duration, message=message)
+        if result.stderr_log:
+            message += f"; log: {result.stderr_log}"
+        return SetupOutcome(ok=False, seconds=result.duration, message=message, logs=logs)
 
     return run_setup
 
@@ -248,7 +257,27 @@ async def run_isolated(
     pool = WorktreePool(
         repo, capacity=opts.pool_capacity or concurrency, keep_paths=opts.keep_paths
     )
-    checkouts = Checkouts(repo, pool, run_setup=_setup_runner(settings))
+    checkouts = Checkouts(
+        repo,
+        pool,
+        run_setup=_setup_runner(settings),
+        setup_inputs=opts.setup_inputs or DEFAULT_SETUP_INPUTS,
+    )
+
+    def on_run_event(event: RunEvent) -> None:
+        # A run's record says how its worktree's setup went (ran, cached or failed).
+        if event.kind == "finished" and event.result is not None:
+            setup = checkouts.setups.get(event.hypothesis_id)
+            if setup is not None:
+                event.result.metrics["setup"] = {
+                    "ok": setup.ok,
+                    "cached": setup.cached,
+                    "seconds": round(setup.seconds, 6),
+                    "logs": list(setup.logs),
+                }
+        if on_event is not None:
+            on_event(event)
+
     snapshot: Snapshot | None = None
     results: list[TestExecutionResult] = []
     halted = False
@@ -260,7 +289,7 @@ async def run_isolated(
             on_base(sha, base if snapshot else None)
         checkouts.samples["startup"] = [time.monotonic() - started]
         async with (backend or LocalBackend()).batch(
-            settings, checkouts=checkouts, on_event=on_event
+            settings, checkouts=checkouts, on_event=on_run_event
         ) as batch:
             # The control first: it starts before any hypothesis, so a control that does
             # not reproduce the bug stops the session early (`halt`).

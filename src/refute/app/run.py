@@ -125,6 +125,7 @@ def new_document(spec: SessionSpec, session_id: str) -> dict[str, Any]:
             **spec.settings,
             "setup": spec.setup,
             "setup_timeout": spec.setup_timeout,
+            **({"setup_inputs": list(spec.setup_inputs)} if spec.setup_inputs is not None else {}),
             "keep_paths": list(spec.keep_paths),
             "exit_codes": {str(k): v.value for k, v in spec.config.exit_code_overrides.items()},
         }
@@ -260,6 +261,7 @@ async def _execute(
         setup=spec.setup,
         setup_timeout=spec.setup_timeout,
         keep_paths=spec.keep_paths,
+        setup_inputs=spec.setup_inputs,
         pool_capacity=capacity,
     )
 

@@ -49,10 +49,16 @@ class SessionSpec:
     setup: list[str] | None = None
     setup_timeout: float = DEFAULT_SETUP_TIMEOUT
     keep_paths: tuple[str, ...] = DEFAULT_KEEP_PATHS
+    setup_inputs: tuple[str, ...] | None = None  # None: the usual lock and manifest files
     keep_worktrees: bool = False
     halt: bool = True  # a control that does not reproduce stops the other runs
     settings: dict[str, Any] = field(default_factory=dict)
     parallel_decision: dict[str, Any] | None = None
+
+
+def _setup_inputs(doc: dict[str, Any]) -> tuple[str, ...] | None:
+    inputs = (doc.get("session", {}).get("settings") or {}).get("setup_inputs")
+    return tuple(str(item) for item in inputs) if isinstance(inputs, list) else None
 
 
 def spec_from_document(
@@ -123,6 +129,7 @@ def spec_from_document(
         control=control,
         setup=settings.setup,
         setup_timeout=settings.setup_timeout,
+        setup_inputs=_setup_inputs(doc),
         keep_paths=tuple(settings.keep_paths or DEFAULT_KEEP_PATHS),
         settings=settings.model_dump(mode="json", by_alias=True, exclude_unset=True),
         parallel_decision=(
@@ -216,6 +223,7 @@ async def spec_from_plan(
         control=control,
         setup=plan.setup_argv(),
         setup_timeout=plan.setup_timeout,
+        setup_inputs=tuple(plan.setup_inputs) if plan.setup_inputs is not None else None,
         keep_paths=tuple(plan.keep_paths) if plan.keep_paths is not None else DEFAULT_KEEP_PATHS,
         keep_worktrees=keep_worktrees,
         halt=halt,

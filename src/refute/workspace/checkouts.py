@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
+import hashlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,16 +36,46 @@ from refute.workspace.git import run_git
 from refute.workspace.pool import Lease, WorktreePool
 from refute.workspace.worktrees import Repository, apply_patch
 
-__all__ = ["Checkouts", "SetupOutcome", "SetupRunner"]
+__all__ = [
+    "DEFAULT_SETUP_INPUTS",
+    "SETUP_KEY",
+    "Checkouts",
+    "SetupOutcome",
+    "SetupRunner",
+    "apply_diff",
+    "commit_diff",
+    "setup_key",
+]
+
+#: The files a setup usually depends on (`setup_inputs` in a plan replaces them).
+DEFAULT_SETUP_INPUTS = (
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "requirements*.txt",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile.lock",
+    "package.json",
+    "package-lock.json",
+    "Cargo.lock",
+    "go.sum",
+)
+#: Lease info key: the key of the last setup that succeeded in the slot.
+SETUP_KEY = "setup_key"
 
 
 @dataclass(frozen=True)
 class SetupOutcome:
-    """How a setup command ended: `ok`, or `message` says why not (one line)."""
+    """How a setup command ended: `ok`, or `message` says why not (one line). `cached`:
+    it did not run, the slot had run the same setup on the same inputs; `logs`: its
+    stdout and stderr log files."""
 
     ok: bool
     seconds: float
     message: str = ""
+    cached: bool = False
+    logs: tuple[str, ...] = ()
 
 
 #: Runs a setup command for a request in its worktree (the request says argv, env, timeout).
@@ -58,10 +91,14 @@ class Checkouts:
         pool: WorktreePool,
         *,
         run_setup: SetupRunner | None = None,
+        setup_inputs: Sequence[str] = DEFAULT_SETUP_INPUTS,
     ) -> None:
         self.repo = repo
         self.pool = pool
         self.run_setup = run_setup
+        self.setup_inputs = tuple(setup_inputs)
+        #: How each owner's setup went (ran, failed, or skipped as cached).
+        self.setups: dict[str, SetupOutcome] = {}
         self.leases: list[Lease] = []
         #: Seconds measured per step, for the cost model (`refute.workspace.calibration`).
         self.samples: dict[str, list[float]] = {
@@ -125,13 +162,28 @@ class Checkouts:
         self.samples["worktree_create" if lease.fresh else "pool_acquire"].append(lease.seconds)
         await self._apply_change(request, lease.path)
         if request.setup:
-            if self.run_setup is None:
-                raise CheckoutError("this plan has a setup but no way to run it was given")
-            outcome = await self.run_setup(request, lease.path)
-            if not outcome.ok:
-                raise CheckoutError(f"setup failed ({outcome.message})")
-            self.samples["setup"].append(outcome.seconds)
+            await self._set_up(request, lease)
         return lease.path
+
+    async def _set_up(self, request: CheckoutRequest, lease: Lease) -> None:
+        """Run the setup, unless this warm slot already ran the same setup on the same
+        inputs (`setup_key`): then its results (a `.venv`, `node_modules`, kept paths) are
+        still there and the setup is skipped."""
+        if self.run_setup is None:
+            raise CheckoutError("this plan has a setup but no way to run it was given")
+        key = await setup_key(self.repo, request, self.setup_inputs)
+        if not lease.fresh and lease.info.get(SETUP_KEY) == key:
+            self.setups[request.owner] = SetupOutcome(ok=True, seconds=0.0, cached=True)
+            return
+        lease.info.pop(SETUP_KEY, None)
+        self.pool.record(lease)  # a setup half done must not look done to the next session
+        outcome = await self.run_setup(request, lease.path)
+        self.setups[request.owner] = outcome
+        if not outcome.ok:
+            raise CheckoutError(f"setup failed ({outcome.message})")
+        self.samples["setup"].append(outcome.seconds)
+        lease.info[SETUP_KEY] = key
+        self.pool.record(lease)
 
     async def _apply_change(self, request: CheckoutRequest, path: Path) -> None:
         """Apply the request's patch source (at most one) in the worktree at `path`."""
@@ -196,3 +248,34 @@ async def apply_diff(path: Path, diff: bytes, what: str, *, reverse: bool = Fals
     if result.exit_code != 0:
         detail = "; ".join(line for line in result.stderr.strip().splitlines() if line)
         raise WorktreeError(f"{what} does not apply: {detail or f'exit {result.exit_code}'}")
+
+
+async def setup_key(repo: Repository, request: CheckoutRequest, inputs: Sequence[str]) -> str:
+    """What a setup depends on, hashed: its command and environment, the request's change
+    (a patch may edit pyproject.toml), and the content (blob ids) of the files at the
+    request's commit that match `inputs` (globs against paths from the top level)."""
+    listing = await run_git(
+        ["ls-tree", "-r", "-z", "--full-tree", "--end-of-options", request.commit],
+        cwd=repo.root,
+    )
+    files = []
+    for record in listing.stdout.split("\0"):
+        meta, _, path = record.partition("\t")
+        if path and any(fnmatch.fnmatchcase(path, pattern) for pattern in inputs):
+            files.append((path, meta.split()[-1]))
+    patch = b""
+    if request.patch:
+        with contextlib.suppress(OSError):
+            patch = Path(request.patch).read_bytes()
+    identity = {
+        "setup": list(request.setup or ()),
+        "env": list(request.setup_env),
+        "change": [
+            hashlib.sha256(patch).hexdigest() if request.patch else None,
+            request.patch_text,
+            request.cherry_pick,
+            request.revert,
+        ],
+        "inputs": sorted(files),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()

@@ -13,6 +13,13 @@ the base (`reset --hard`, `clean -ffdx` keeping configured paths such as `.venv`
 `status --porcelain --ignored` is not clean afterwards, the slot is destroyed and made
 anew. The pool holds at most `capacity` slots; extra ones are evicted least recently used
 first when released.
+
+A warm slot that a test left clean costs one git command (`status`). The index flags that
+could hide a change from it (assume-unchanged, skip-worktree) are read with `ls-files -v`
+only when the slot's index file is not the very one read last time: the lease records
+the index's inode, size, mtime and ctime after a check, and git rewrites the index
+through a new file (a new inode), while any in-place write changes its ctime, which no
+program can set back.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Any
 from refute.errors import GitError, WorktreeError
 from refute.model import DEFAULT_CONCURRENCY, DEFAULT_KEEP_PATHS, check_id
 from refute.paths import cache_dir, inside, make_owned_dir
-from refute.workspace.git import git_out, run_git
+from refute.workspace.git import GitResult, git_out, run_git
 from refute.workspace.worktrees import (
     Repository,
     add_worktree,
@@ -45,6 +52,8 @@ from refute.workspace.worktrees import (
 
 #: Refuse to create a worktree when less than this is free on the cache's filesystem.
 MIN_FREE_BYTES = 256 * 1024 * 1024
+#: Lease info key: the stat signature of the slot's index when its flags were last checked.
+INDEX_CHECKED = "index_checked"
 
 
 @dataclass
@@ -82,6 +91,8 @@ class WorktreePool:
         self.slots_dir = self.root / "slots"
         self.leases_dir = self.root / "leases"
         self.registry_lock = asyncio.Lock()
+        self._statuses_running = 0  # `git status` calls of this pool under way
+        self._cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
     def _ensure_dirs(self) -> None:
         make_owned_dir(cache_dir())
@@ -215,14 +226,15 @@ class WorktreePool:
     async def _refresh(self, lease: Lease, sha: str) -> None:
         """Bring a free slot back to `sha`, pristine and detached.
 
-        Two read-only git calls when it already is (status and the index flags).
+        One read-only git call when it already is (status; the index flags too when the
+        index changed since they were last checked).
         """
         lease.info.update(state="leased", pid=os.getpid())
         self._write_info(lease.fd, lease.info)
         path = lease.path
         if (path / ".gitmodules").is_file():
             await self._init_submodules(path)
-        if await self._is_pristine(path, sha):
+        if await self._is_pristine(path, sha, lease.info):
             return
         excludes = [arg for keep in self.keep_paths for arg in ("-e", f"/{keep}")]
         for attempt in range(2):
@@ -248,19 +260,21 @@ class WorktreePool:
                 if attempt:
                     raise
                 continue
-            if await self._is_pristine(path, sha):
+            if await self._is_pristine(path, sha, lease.info):
                 return
         raise WorktreeError(f"slot {lease.name} is not clean after reset")
 
     def _kept(self, entry: str) -> bool:
         return any(entry == keep or entry.startswith(f"{keep}/") for keep in self.keep_paths)
 
-    async def _is_pristine(self, path: Path, sha: str) -> bool:
+    async def _is_pristine(self, path: Path, sha: str, info: dict[str, Any]) -> bool:
         """Detached at `sha`, nothing modified, untracked or ignored (apart from kept paths),
-        and no index entry flagged assume-unchanged or skip-worktree (which hide changes)."""
-        status = await run_git(
-            ["status", "--porcelain=v2", "--branch", "--ignored", "--untracked-files=all"], cwd=path
-        )
+        and no index entry flagged assume-unchanged or skip-worktree (which hide changes).
+
+        `info` (the lease's) remembers the index file whose flags were found clean, so the
+        flags are read again only from an index that changed (see the module docstring).
+        """
+        status = await self._status(path)
         for line in status.stdout.splitlines():
             if line.startswith("# branch.oid "):
                 if line.split()[2] != sha:
@@ -274,12 +288,41 @@ class WorktreePool:
                 continue
             else:
                 return False
+        signature = index_signature(path)
+        if signature is not None and signature == info.get(INDEX_CHECKED):
+            return True  # the same index file as at the last check: the same flags
+        info.pop(INDEX_CHECKED, None)
         flags = await run_git(["ls-files", "-v", "-z"], cwd=path)
-        return all(entry.startswith("H ") for entry in flags.stdout.split("\0") if entry)
+        if not all(entry.startswith("H ") for entry in flags.stdout.split("\0") if entry):
+            return False
+        if signature is not None:
+            info[INDEX_CHECKED] = signature  # taken before the read: a later change shows
+        return True
+
+    async def _status(self, path: Path) -> GitResult:
+        """`git status` of a slot, with every change, untracked and ignored file listed.
+
+        Git's index preload runs one lstat thread per CPU; when the pool already checks as
+        many slots at once as there are CPUs (a batch's first jobs acquire together), those
+        threads only compete with each other, so it is turned off for the extra calls.
+        """
+        args = ["status", "--porcelain=v2", "--branch", "--ignored", "--untracked-files=all"]
+        if self._statuses_running >= self._cpus:
+            args = ["-c", "core.preloadIndex=false", *args]
+        self._statuses_running += 1
+        try:
+            return await run_git(args, cwd=path)
+        finally:
+            self._statuses_running -= 1
 
     async def _init_submodules(self, path: Path) -> None:
         """Check out submodules from the user's local clones: no network, no shared config."""
         await init_submodules(self.repo.root, path)
+
+    def record(self, lease: Lease) -> None:
+        """Write `lease.info` to its lease file now (e.g. the key of the setup that ran in
+        the slot, which a later session compares to skip the setup)."""
+        self._write_info(lease.fd, lease.info)
 
     async def release(self, lease: Lease) -> None:
         """Return a slot to the pool, then evict beyond capacity (least recently used first)."""
@@ -290,10 +333,6 @@ class WorktreePool:
             fcntl.flock(lease.fd, fcntl.LOCK_UN)
             os.close(lease.fd)
         await self.evict()
-
-    async def discard(self, lease: Lease) -> None:
-        """Remove a leased slot entirely (it is not worth keeping)."""
-        await self.destroy_slot(lease.name, lease.fd)
 
     async def evict(self) -> list[str]:
         names = self.slot_names()
@@ -332,6 +371,27 @@ class WorktreePool:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def index_signature(path: Path) -> list[int] | None:
+    """inode, size, mtime and ctime (ns) of the index of the worktree at `path`, or None.
+
+    The index is `<gitdir>/index`, the gitdir named by the worktree's `.git` file (refute's
+    git children never get a GIT_INDEX_FILE). None when that cannot be read: then the
+    flags are always checked.
+    """
+    try:
+        text = (path / ".git").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.startswith("gitdir: "):
+        return None
+    gitdir = Path(text[len("gitdir: ") :].strip())
+    try:
+        st = (path / gitdir / "index").stat()  # a relative gitdir is relative to `path`
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def _make_traversable(path: Path) -> None:
