@@ -30,10 +30,12 @@ class Progress:
         self.start = time.monotonic()
         self.live: Live | None = None
         self.session_id = ""
+        self.has_setup = False
 
     def created(self, doc: dict[str, Any]) -> None:
         self.session_id = doc["session"]["id"]
         settings = doc["session"].get("settings") or {}
+        self.has_setup = bool(settings.get("setup"))
         if isinstance(settings.get("concurrency"), int):
             self.concurrency = max(1, settings["concurrency"])
         entries = list(doc["hypotheses"])
@@ -66,7 +68,7 @@ class Progress:
         if row is None:
             return
         if event.kind == "preparing":  # worktree, patch and setup: shown in the live view only
-            row["state"] = "preparing"
+            row["state"] = "setup" if self.has_setup else "preparing"
             return
         if event.kind == "started":
             row["state"] = "running"
