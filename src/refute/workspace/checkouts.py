@@ -82,8 +82,25 @@ class SetupOutcome:
 SetupRunner = Callable[[CheckoutRequest, Path], Awaitable[SetupOutcome]]
 
 
+@dataclass
+class _Entry:
+    """One prepared (or preparing) checkout: its task, its lease, who uses it now."""
+
+    task: asyncio.Task[Path]
+    lease: Lease | None = None
+    users: int = 0
+    last_used: float = 0.0
+
+
 class Checkouts:
-    """Leases, patches and sets up worktrees of one repository; see the module docstring."""
+    """Leases, patches and sets up worktrees of one repository; see the module docstring.
+
+    At most `capacity` worktrees are held at once (default: the pool's capacity, which is
+    the session's concurrency): a request that needs a new one while that many are held
+    takes the place of the least recently used one that no job uses now, which goes back
+    to the pool (and, if it is asked for again, is prepared again — a warm slot with the
+    same setup skips it). A failed preparation is remembered for good.
+    """
 
     def __init__(
         self,
@@ -92,23 +109,27 @@ class Checkouts:
         *,
         run_setup: SetupRunner | None = None,
         setup_inputs: Sequence[str] = DEFAULT_SETUP_INPUTS,
+        capacity: int | None = None,
     ) -> None:
         self.repo = repo
         self.pool = pool
         self.run_setup = run_setup
         self.setup_inputs = tuple(setup_inputs)
+        self.capacity = max(1, capacity or pool.capacity)
         #: How each owner's setup went (ran, failed, or skipped as cached).
         self.setups: dict[str, SetupOutcome] = {}
-        self.leases: list[Lease] = []
         #: Seconds measured per step, for the cost model (`refute.workspace.calibration`).
         self.samples: dict[str, list[float]] = {
             "worktree_create": [],
             "pool_acquire": [],
             "setup": [],
+            "cleanup": [],
         }
-        #: Where each request was checked out (also for failed ones that got a worktree).
+        #: Where each request was checked out last (also failed ones that got a worktree).
         self.paths: dict[CheckoutRequest, Path] = {}
-        self._prepared: dict[CheckoutRequest, asyncio.Task[Path]] = {}
+        self._entries: dict[CheckoutRequest, _Entry] = {}
+        self._failures: dict[CheckoutRequest, CheckoutError] = {}
+        self._room = asyncio.Lock()  # one eviction decision at a time
         self._closed = False
 
     @contextlib.asynccontextmanager
@@ -123,7 +144,8 @@ class Checkouts:
         owner: str = "checkout",
     ) -> AsyncIterator[Path]:
         """A worktree at `commit` (a full sha), patched and set up, for the block's duration
-        (it stays leased, and reusable by equal requests, until `close()`)."""
+        (afterwards it stays prepared for equal requests until it is needed elsewhere or
+        `close()` is called)."""
         request = CheckoutRequest(
             owner=owner,
             commit=commit,
@@ -137,33 +159,76 @@ class Checkouts:
 
     @contextlib.asynccontextmanager
     async def lease(self, request: CheckoutRequest) -> AsyncIterator[Path]:
-        """The engine's protocol: the directory for `request`, prepared once."""
-        yield await self.prepare(request)
+        """The engine's protocol: the directory for `request`, prepared once, in use by the
+        caller until the block ends. Raises CheckoutError."""
+        entry = await self._entry(request)
+        entry.users += 1
+        try:
+            # Shielded: one run being cancelled must not abort a preparation others share.
+            path = await asyncio.shield(entry.task)
+            yield path
+        finally:
+            entry.users -= 1
+            entry.last_used = time.monotonic()
 
-    async def prepare(self, request: CheckoutRequest) -> Path:
-        """Prepare (once) and return the worktree for `request`; raises CheckoutError."""
+    async def _entry(self, request: CheckoutRequest) -> _Entry:
         if self._closed:
             raise CheckoutError("the checkouts of this session are closed")
-        task = self._prepared.get(request)
-        if task is None:
-            task = asyncio.create_task(self._prepare(request))
-            self._prepared[request] = task
-        # Shielded: one run being cancelled must not abort a preparation others wait for.
-        return await asyncio.shield(task)
+        failure = self._failures.get(request)
+        if failure is not None:
+            raise failure
+        async with self._room:
+            entry = self._entries.get(request)
+            if entry is None:
+                await self._make_room()
+                entry = _Entry(task=asyncio.create_task(self._prepare(request)))
+                self._entries[request] = entry
+        return entry
+
+    async def _make_room(self) -> None:
+        """While `capacity` worktrees are held, return the least recently used idle one."""
+        while len(self._entries) >= self.capacity:
+            idle = [
+                (entry.last_used, request)
+                for request, entry in self._entries.items()
+                if entry.users == 0 and entry.task.done()
+            ]
+            if not idle:
+                return  # every held worktree is in use: go beyond capacity for a moment
+            _, request = min(idle)
+            entry = self._entries.pop(request)
+            await self._return(entry)
+
+    async def _return(self, entry: _Entry) -> None:
+        lease, entry.lease = entry.lease, None
+        if lease is not None:
+            start = time.monotonic()
+            with contextlib.suppress(Exception):
+                await self.pool.release(lease)
+            self.samples["cleanup"].append(time.monotonic() - start)
 
     async def _prepare(self, request: CheckoutRequest) -> Path:
-        owner = request.owner
+        entry_lease: Lease | None = None
         try:
-            lease = await self.pool.acquire(request.commit, owner)
-        except (WorktreeError, GitError, OSError) as exc:
-            raise CheckoutError(f"worktree failed: {exc}") from exc
-        self.leases.append(lease)
-        self.paths[request] = lease.path
-        self.samples["worktree_create" if lease.fresh else "pool_acquire"].append(lease.seconds)
-        await self._apply_change(request, lease.path)
-        if request.setup:
-            await self._set_up(request, lease)
-        return lease.path
+            try:
+                entry_lease = await self.pool.acquire(request.commit, request.owner)
+            except (WorktreeError, GitError, OSError) as exc:
+                raise CheckoutError(f"worktree failed: {exc}") from exc
+            self._entries[request].lease = entry_lease
+            self.paths[request] = entry_lease.path
+            kind = "worktree_create" if entry_lease.fresh else "pool_acquire"
+            self.samples[kind].append(entry_lease.seconds)
+            await self._apply_change(request, entry_lease.path)
+            if request.setup:
+                await self._set_up(request, entry_lease)
+        except CheckoutError as exc:
+            # Remembered for every later run of the request; its worktree goes back now.
+            self._failures[request] = exc
+            entry = self._entries.pop(request, None)
+            if entry is not None:
+                await asyncio.shield(self._return(entry))
+            raise
+        return entry_lease.path
 
     async def _set_up(self, request: CheckoutRequest, lease: Lease) -> None:
         """Run the setup, unless this warm slot already ran the same setup on the same
@@ -206,19 +271,19 @@ class Checkouts:
     async def close(self) -> None:
         """Cancel unfinished preparations, release every lease, record the costs."""
         self._closed = True
-        for task in self._prepared.values():
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*self._prepared.values(), return_exceptions=True)
-        start = time.monotonic()
-        for lease in self.leases:
-            with contextlib.suppress(Exception):
-                await self.pool.release(lease)
-        if self.leases:
-            self.samples["cleanup"] = [(time.monotonic() - start) / len(self.leases)]
+        entries = list(self._entries.values())
+        self._entries.clear()
+        for entry in entries:
+            if not entry.task.done():
+                entry.task.cancel()
+        await asyncio.gather(*(entry.task for entry in entries), return_exceptions=True)
+        for entry in entries:
+            await self._return(entry)
+        samples = {k: v for k, v in self.samples.items() if v}
+        if samples.get("cleanup"):
+            samples["cleanup"] = [sum(samples["cleanup"]) / len(samples["cleanup"])]
         with contextlib.suppress(OSError):
-            calibration.record(self.repo.id, self.samples)
-        self.leases = []
+            calibration.record(self.repo.id, samples)
 
 
 #: git's empty tree: the "parent" of a root commit.
