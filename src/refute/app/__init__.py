@@ -13,11 +13,10 @@ from refute.app.commands import (
     clean,
     demo,
     history,
-    resume,
     run_plan,
     show,
 )
-from refute.app.run import ResumeResult, resume_session, run_session
+from refute.app.run import ResumeResult, resume, run_session
 from refute.app.spec import SessionSpec, spec_from_document, spec_from_plan
 
 __all__ = [
@@ -31,7 +30,6 @@ __all__ = [
     "demo",
     "history",
     "resume",
-    "resume_session",
     "run_plan",
     "run_session",
     "show",

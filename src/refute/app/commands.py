@@ -1,6 +1,6 @@
 """The use cases every front end calls: plan in, data out; nothing here prints or exits.
 
-`run_plan`, `resume`, `show`, `history`, `check`, `clean` and `demo` are async and return
+`run_plan`, `show`, `history`, `check`, `clean` and `demo` (and `resume`, in run.py) are async and return
 plain data (session documents, lists, reports); errors are `refute.errors` exceptions,
 whose `kind` a front end maps to its own answer (the CLI: an exit code).
 """
@@ -19,14 +19,11 @@ from refute.app.queries import history, show
 from refute.app.run import (
     CreatedCallback,
     EventCallback,
-    ResumeResult,
-    resume_session,
     run_session,
 )
 from refute.app.spec import SessionSpec, spec_from_plan
 from refute.engine.protocol import Backend
 from refute.errors import PlanCheckError, RepositoryError
-from refute.model import FalsificationConfig
 from refute.plan import Plan, load_plan
 from refute.workspace.reconcile import CleanReport
 from refute.workspace.worktrees import Repository
@@ -39,7 +36,6 @@ __all__ = [
     "clean",
     "demo",
     "history",
-    "resume",
     "run_plan",
     "show",
 ]
@@ -80,9 +76,7 @@ async def check(
     return CheckReport(spec, await find_problems(plan, spec))
 
 
-async def _spec(
-    plan: Plan, plan_path: Path, repo: Path, options: RunOptions | None
-) -> SessionSpec:
+async def _spec(plan: Plan, plan_path: Path, repo: Path, options: RunOptions | None) -> SessionSpec:
     opts = options or RunOptions()
     return await spec_from_plan(
         plan,
@@ -116,26 +110,6 @@ async def run_plan(
     spec = report.spec
     return await run_session(
         spec, backend=backend, store_path=store_path, on_event=on_event, on_created=on_created
-    )
-
-
-async def resume(
-    session_id: str,
-    *,
-    backend: Backend | None = None,
-    store_path: Path | None = None,
-    config: FalsificationConfig | None = None,
-    on_event: EventCallback | None = None,
-    on_created: CreatedCallback | None = None,
-) -> ResumeResult:
-    """Run the unfinished attempts of a stored session (see `resume_session`)."""
-    return await resume_session(
-        session_id,
-        backend=backend,
-        store_path=store_path,
-        config=config,
-        on_event=on_event,
-        on_created=on_created,
     )
 
 

@@ -56,7 +56,7 @@ __all__ = [
     "ResumeResult",
     "new_document",
     "new_session_id",
-    "resume_session",
+    "resume",
     "run_session",
 ]
 
@@ -208,13 +208,13 @@ async def run_session(
 
 @dataclass(frozen=True)
 class ResumeResult:
-    """What `resume_session` did: `ran` is False when nothing was left to run."""
+    """What `resume` did: `ran` is False when nothing was left to run."""
 
     document: dict[str, Any]
     ran: bool
 
 
-async def resume_session(
+async def resume(
     session_id: str,
     *,
     backend: Backend | None = None,
