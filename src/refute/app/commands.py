@@ -1,7 +1,7 @@
 """The use cases every front end calls: plan in, data out; nothing here prints or exits.
 
-`run_plan`, `show`, `history`, `check`, `clean` and `demo` (and `resume`, in run.py) are async and return
-plain data (session documents, lists, reports); errors are `refute.errors` exceptions,
+`run_plan`, `show`, `history`, `check`, `clean` and `demo` (and `resume`, in run.py) are
+async and return plain data (session documents, lists, reports); errors are `refute.errors` exceptions,
 whose `kind` a front end maps to its own answer (the CLI: an exit code).
 """
 
