@@ -1,8 +1,9 @@
 """The use cases every front end calls: plan in, data out; nothing here prints or exits.
 
 `run_plan`, `show`, `history`, `check`, `clean` and `demo` (and `resume`, in run.py) are
-async and return plain data (session documents, lists, reports); errors are `refute.errors` exceptions,
-whose `kind` a front end maps to its own answer (the CLI: an exit code).
+async and return plain data (session documents, lists, reports); errors are
+`refute.errors` exceptions, whose `kind` a front end maps to its own answer (the CLI: an
+exit code).
 """
 
 from __future__ import annotations
