@@ -6,19 +6,25 @@ Pure functions over plain dicts, so every case is a small literal document.
 from __future__ import annotations
 
 import copy
+from statistics import NormalDist
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from refute.analysis import (
     EXIT_CONTROL_NOT_REPRODUCED,
     OUTCOME_KEYS,
     VERDICT_KEYS,
+    Z_95_ONE_SIDED,
     analyze_session,
+    checkout_paths,
+    checkout_reason,
+    confidence_bound,
     control_verdict,
     count_outcomes,
+    different_failure_reason,
     hypothesis_verdict,
     run_evidence,
     seed_confidence,
@@ -313,49 +319,52 @@ def test_result_fields_have_the_contract_keys():
 
 
 @pytest.mark.parametrize(
-    ("one_run", "expected"),
+    ("one_run", "seed", "confidence"),
     [
-        (run("fail", 0.5), 0.6),
-        (run("pass", 4.99), 0.6),
-        (run("fail", 5.0), 0.85),
-        (run("pass", 30.0), 0.85),
-        (run("timeout", 60.0), 0.3),
-        (run("error", 0.1), 0.2),
-        (run("skip", 0.1), 0.0),
-        (run("skip", not_run=True), 0.0),
+        (run("fail", 0.5), 0.6, 0.2699),
+        (run("pass", 4.99), 0.6, 0.2699),
+        (run("fail", 5.0), 0.85, 0.2699),
+        (run("pass", 30.0), 0.85, 0.2699),
+        (run("timeout", 60.0), 0.3, 0.0),
+        (run("error", 0.1), 0.2, 0.0),
+        (run("skip", 0.1), 0.0, 0.0),
+        (run("skip", not_run=True), 0.0, 0.0),
     ],
 )
-def test_single_run_confidence_is_the_seed_rule(one_run, expected):
-    assert seed_confidence(one_run) == expected
-    assert hypothesis_verdict([one_run])["confidence"] == expected
-    assert hypothesis_verdict([one_run], "passes")["confidence"] == expected
+def test_the_seed_rule_stays_but_a_single_run_hypothesis_gets_the_evidence_bound(
+    one_run, seed, confidence
+):
+    # The seed's per-run rule is unchanged (it is what `metrics.confidence` holds); the
+    # hypothesis' confidence is the one-sided Wilson bound of 1 agreeing run in 1, or 0.
+    assert seed_confidence(one_run) == seed
+    assert hypothesis_verdict([one_run])["confidence"] == confidence
+    assert hypothesis_verdict([one_run], "passes")["confidence"] == confidence
 
 
-def test_repeated_runs_confidence_is_the_wilson_lower_bound():
+def test_repeated_runs_confidence_is_the_one_sided_wilson_lower_bound():
     out = hypothesis_verdict(runs("fail", "fail", "fail", duration=10.0))
-    low, _ = wilson_interval(3, 3) or (0.0, 0.0)
+    low, _ = wilson_interval(3, 3, z=Z_95_ONE_SIDED) or (0.0, 0.0)
     assert out["confidence"] == round(low, 4)
-    assert out["confidence"] == pytest.approx(0.4385, abs=1e-4)
+    assert out["confidence"] == pytest.approx(0.5258, abs=1e-4)
 
 
-def test_repeated_runs_confidence_is_scaled_by_the_share_of_valid_runs():
+def test_runs_that_are_no_evidence_do_not_change_the_confidence():
     out = hypothesis_verdict(runs("pass", "pass", "pass", "timeout"))
-    low, _ = wilson_interval(3, 3) or (0.0, 0.0)
     assert out["verdict"] == "falsified"
-    assert out["confidence"] == round(low * 3 / 4, 4)
+    assert out["confidence"] == hypothesis_verdict(runs("pass", "pass", "pass"))["confidence"]
+    assert out["confidence"] == 0.5258
 
 
 def test_repeated_runs_with_supported_if_passes_use_the_agreeing_share():
     out = hypothesis_verdict(runs("pass", "pass"), "passes")
-    low, _ = wilson_interval(2, 2) or (0.0, 0.0)
     assert out["verdict"] == "supported"
-    assert out["confidence"] == round(low, 4)
+    assert out["confidence"] == round(confidence_bound(2, 2), 4) == 0.425
 
 
 def test_flaky_confidence_is_that_of_the_majority():
     out = hypothesis_verdict(runs("fail", "fail", "fail", "pass", "error"))
-    low, _ = wilson_interval(3, 4) or (0.0, 0.0)
-    assert out["confidence"] == round(low * 4 / 5, 4)
+    assert out["verdict"] == "flaky"
+    assert out["confidence"] == round(confidence_bound(3, 4), 4) == 0.3562
 
 
 def test_more_agreeing_runs_give_more_confidence():
@@ -378,9 +387,138 @@ def test_reproduction_rate_counts_failures_whatever_the_reading():
 
 def test_single_run_statistics_match_the_contract_example():
     out = hypothesis_verdict(runs("fail", duration=2.0))
-    assert out["confidence"] == 0.6
+    assert out["confidence"] == 0.2699
     assert out["reproduction_rate"] == 1.0
     assert out["wilson_95"] == [0.2065, 1.0]
+
+
+# -- confidence: the definition of docs/report.md -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("agreeing", "valid", "expected"),
+    [
+        (1, 1, 0.2699),  # the worked example of docs/report.md: 1 / (1 + 1.6449**2)
+        (3, 3, 0.5258),  # 3 / (3 + 2.7055)
+        (10, 10, 0.7871),  # 10 / (10 + 2.7055)
+        (2, 2, 0.4250),
+        (8, 10, 0.5408),
+        (5, 10, 0.2693),
+        (0, 0, 0.0),
+    ],
+)
+def test_confidence_bound_known_values(agreeing, valid, expected):
+    assert round(confidence_bound(agreeing, valid), 4) == expected
+
+
+def test_confidence_bound_of_unanimous_runs_is_n_over_n_plus_z_squared():
+    assert round(Z_95_ONE_SIDED, 12) == round(NormalDist().inv_cdf(0.95), 12)
+    for n in range(1, 50):
+        assert confidence_bound(n, n) == pytest.approx(n / (n + Z_95_ONE_SIDED**2), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("results", "supported_if", "confidence"),
+    [
+        (["fail"], "fails", 0.2699),
+        (["fail"] * 3, "fails", 0.5258),
+        (["fail"] * 10, "fails", 0.7871),
+        (["pass"] * 10, "fails", 0.7871),  # falsified by 10 of 10
+        (["pass"] * 3, "passes", 0.5258),  # a candidate fix confirmed 3 times
+    ],
+)
+def test_the_documented_example_values(results, supported_if, confidence):
+    assert hypothesis_verdict(runs(*results), supported_if)["confidence"] == confidence
+
+
+def _counted_runs(n_fail: int, n_pass: int, n_other: int, duration: float) -> list[dict[str, Any]]:
+    others = [run("timeout", duration), run("error", duration), run("skip", duration)]
+    return [
+        *(run("fail", duration) for _ in range(n_fail)),
+        *(run("pass", duration) for _ in range(n_pass)),
+        *(others[i % 3] for i in range(n_other)),
+        *(run("skip", not_run=True) for _ in range(n_other // 2)),
+    ]
+
+
+def _agreeing_outcome(out: dict[str, Any], supported_if: str) -> list[str]:
+    """The outcomes of a run that agrees with the verdict `out` (both when it is a tie or
+    there is no valid run yet)."""
+    supporting = "fail" if supported_if == "fails" else "pass"
+    opposing = "pass" if supporting == "fail" else "fail"
+    counts = out["counts"]
+    if out["verdict"] == "supported":
+        return [supporting]
+    if out["verdict"] == "falsified":
+        return [opposing]
+    if counts["fail"] == counts["pass"]:
+        return ["fail", "pass"]
+    return ["fail" if counts["fail"] > counts["pass"] else "pass"]
+
+
+COUNTS = st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(0, 6))
+
+
+@settings(deadline=None, max_examples=300)
+@given(counts=COUNTS, supported_if=st.sampled_from(["fails", "passes"]))
+@example(counts=(0, 0, 0), supported_if="fails")
+@example(counts=(1, 0, 0), supported_if="fails")  # 1 run, then 2
+@example(counts=(0, 1, 0), supported_if="passes")
+@example(counts=(1, 0, 3), supported_if="fails")
+@example(counts=(2, 2, 0), supported_if="fails")  # a tie: either outcome agrees
+def test_adding_an_agreeing_run_never_lowers_the_confidence(counts, supported_if):
+    n_fail, n_pass, n_other = counts
+    before = _counted_runs(n_fail, n_pass, n_other, 1.0)
+    out = hypothesis_verdict(before, supported_if)
+    assert 0.0 <= out["confidence"] <= 1.0
+    for outcome in _agreeing_outcome(out, supported_if):
+        after = hypothesis_verdict([*before, run(outcome)], supported_if)
+        assert after["confidence"] >= out["confidence"], (outcome, out, after)
+        if out["runs_valid"] == 0:
+            assert after["confidence"] > 0.0
+
+
+@settings(deadline=None, max_examples=200)
+@given(counts=COUNTS, supported_if=st.sampled_from(["fails", "passes"]))
+@example(counts=(2, 0, 1), supported_if="fails")
+@example(counts=(0, 0, 2), supported_if="fails")
+def test_runs_that_are_no_evidence_never_change_the_confidence(counts, supported_if):
+    n_fail, n_pass, n_other = counts
+    plain = hypothesis_verdict(_counted_runs(n_fail, n_pass, 0, 1.0), supported_if)
+    noisy = hypothesis_verdict(_counted_runs(n_fail, n_pass, n_other, 1.0), supported_if)
+    assert noisy["confidence"] == plain["confidence"]
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    counts=COUNTS,
+    supported_if=st.sampled_from(["fails", "passes"]),
+    durations=st.tuples(
+        st.floats(0.0, 1000.0, allow_nan=False), st.floats(0.0, 1000.0, allow_nan=False)
+    ),
+)
+@example(counts=(1, 0, 0), supported_if="fails", durations=(0.1, 100.0))
+@example(counts=(0, 3, 1), supported_if="passes", durations=(4.9, 5.0))
+def test_the_confidence_does_not_depend_on_durations(counts, supported_if, durations):
+    n_fail, n_pass, n_other = counts
+    first, second = (
+        hypothesis_verdict(_counted_runs(n_fail, n_pass, n_other, d), supported_if)
+        for d in durations
+    )
+    assert first["confidence"] == second["confidence"]
+
+
+@pytest.mark.parametrize("n", [1, 3, 10])
+def test_fast_and_slow_tests_get_the_same_confidence(n):
+    # The seed's rule gave 0.6 under 5 s and 0.85 from 5 s; the evidence does not care.
+    fast = hypothesis_verdict(runs(*["fail"] * n, duration=0.1))
+    slow = hypothesis_verdict(runs(*["fail"] * n, duration=100.0))
+    assert fast["confidence"] == slow["confidence"] == round(confidence_bound(n, n), 4)
+
+
+def test_more_agreeing_runs_raise_the_confidence_strictly():
+    values = [hypothesis_verdict(runs(*["fail"] * n))["confidence"] for n in range(1, 21)]
+    assert values == sorted(set(values))
 
 
 # -- the control ----------------------------------------------------------------------------
@@ -390,23 +528,53 @@ def test_control_reproduced_when_every_valid_run_fails():
     out = control_verdict([*runs("fail", "fail", "timeout")])
     assert out["verdict"] == "reproduced"
     assert out["counts"]["fail"] == 2
-    assert "2 of 2 valid runs" in out["reason"]
-    assert set(out) == {"verdict", "counts", "reason"}
+    assert out["reason"] == (
+        "the control failed (bug reproduced) in 2 of 2 valid runs on the unmodified base;"
+        " not counted: 1 timeout"
+    )
+    assert set(out) == {"verdict", "counts", "reproduction_rate", "wilson_95", "reason"}
+    assert out["reproduction_rate"] == 1.0
+    assert out["wilson_95"] == [0.3424, 1.0]  # Wilson 95 % of 2 in 2
 
 
 @pytest.mark.parametrize(
-    ("results", "phrase"),
+    ("results", "phrase", "rate", "interval"),
     [
-        (["pass"], "passed (bug not reproduced) in 1 of 1"),
-        (["fail", "pass", "fail"], "passed (bug not reproduced) in 1 of 3"),
-        (["timeout", "error"], "no valid control run (1 timeout, 1 error)"),
-        (["skip"], "no valid control run (1 skip)"),
+        (["pass"], "passed (bug not reproduced) in 1 of 1", 0.0, [0.0, 0.7935]),
+        (["pass", "pass", "error"], "passed (bug not reproduced) in 2 of 2", 0.0, [0.0, 0.6576]),
+        (["timeout", "error"], "no valid control run (1 timeout, 1 error)", None, None),
+        (["skip"], "no valid control run (1 skip)", None, None),
     ],
 )
-def test_control_not_reproduced(results, phrase):
+def test_control_not_reproduced_without_a_valid_failing_run(results, phrase, rate, interval):
     out = control_verdict(runs(*results))
     assert out["verdict"] == "not_reproduced"
     assert phrase in out["reason"]
+    assert out["reproduction_rate"] == rate
+    assert out["wilson_95"] == interval
+
+
+@pytest.mark.parametrize("results", [["fail", "pass", "pass"], ["pass", "pass", "fail", "timeout"]])
+def test_an_intermittent_control_reproduces_with_one_failing_valid_run(results):
+    # 1 failure in 3 valid runs: the bug shows on the base, if only sometimes.
+    out = control_verdict(runs(*results))
+    assert out["verdict"] == "reproduced"
+    assert out["reproduction_rate"] == 0.3333
+    assert out["wilson_95"] == [0.0615, 0.7923]  # Wilson 95 % of 1 in 3
+    assert out["reason"].startswith(
+        "the control failed (bug reproduced) in 1 of 3 valid runs on the unmodified base"
+        " (reproduction rate 33%, 95 % interval 6%-79%)"
+    )
+
+
+def test_an_intermittent_control_keeps_the_session_reliable():
+    doc = session_doc([hyp("a", 1, runs("fail"))], control(*runs("pass", "fail", "pass")))
+    out = analyze_session(doc)
+    assert out["control"]["verdict"] == "reproduced"
+    assert out["control"]["reproduction_rate"] == 0.3333
+    assert out["hypotheses"][0]["unreliable"] is False
+    assert out["summary"]["recommendation"]["action"] != "fix_control"
+    assert session_exit_code(out) == 0
 
 
 def test_control_pending_without_a_finished_run():
@@ -414,6 +582,215 @@ def test_control_pending_without_a_finished_run():
     out = control_verdict([run("skip", not_run=True)])
     assert out["verdict"] == "pending"
     assert out["counts"]["not_run"] == 1
+
+
+# -- caveats: a run that names the checkout ------------------------------------------------
+
+REPO = "/home/u/proj"
+WORKTREE = "/home/u/.cache/refute/worktrees/3f9a2c/slot-1"
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "/home/u/proj/src/calc.py", line 3, in add\n'
+    "    return a - b\n"
+    "AssertionError: add(2, 3) gave -1\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (TRACEBACK, ["/home/u/proj/src/calc.py"]),
+        ("rootdir: /home/u/proj\nconfigfile: pyproject.toml", ["/home/u/proj"]),
+        ("cd /home/u/proj && pytest", ["/home/u/proj"]),
+        ("it ran in /home/u/proj.", ["/home/u/proj"]),
+        ("/home/u/proj/src/calc.py:3: AssertionError", ["/home/u/proj/src/calc.py"]),
+        ("'/home/u/proj/a.py' and /home/u/proj/a.py again", ["/home/u/proj/a.py"]),
+        ("/home/u/project/src/calc.py", []),  # another directory
+        ("/home/u/proj.git/config", []),
+        ("/home/u/proj-old/x.py", []),
+        ("/mnt/home/u/proj/x.py", []),  # a longer path that only ends like it
+        (f'  File "{WORKTREE}/src/calc.py", line 3', []),  # the worktree: where it should be
+        ("", []),
+    ],
+)
+def test_checkout_paths_are_whole_paths_inside_the_repository(text, expected):
+    assert checkout_paths(text, REPO) == expected
+    assert checkout_paths(text, REPO + "/") == expected  # a trailing slash is the same root
+
+
+def test_checkout_paths_leave_out_the_worktree_when_it_lies_inside_the_repository():
+    worktree = f"{REPO}/.cache/refute/worktrees/slot-0"
+    text = f"ran {worktree}/src/calc.py, then {REPO}/src/calc.py"
+    assert checkout_paths(text, REPO, worktree) == [f"{REPO}/src/calc.py"]
+    assert checkout_paths(text, "") == []
+
+
+def leaky_run(result: str, attempt: int, *, stdout: str = "", stderr: str = "") -> dict[str, Any]:
+    data = run(result)
+    data.update(stdout=stdout, stderr=stderr, worktree_path=WORKTREE)
+    data["metrics"]["attempt"] = attempt
+    return data
+
+
+def test_checkout_reason_names_the_run_and_the_path():
+    clean = leaky_run("fail", 1, stdout=f"collected 1 item\nrootdir: {WORKTREE}\n")
+    leaky = leaky_run("fail", 2, stderr=TRACEBACK)
+    assert checkout_reason([clean], REPO) is None
+    assert checkout_reason([clean, leaky], REPO) == (
+        "run 2's output names /home/u/proj/src/calc.py, inside your checkout (not its"
+        " worktree): it may have used your checkout's code"
+    )
+    more = [clean, leaky, leaky_run("fail", 3, stdout=TRACEBACK)]
+    assert checkout_reason(more, REPO) == (
+        "run 2's output names /home/u/proj/src/calc.py, inside your checkout (not its"
+        " worktree): it may have used your checkout's code (run 3 names your checkout too)"
+    )
+    assert checkout_reason(more, "") is None  # no repository recorded: nothing to look for
+
+
+def test_a_run_naming_the_checkout_makes_only_its_hypothesis_unreliable():
+    doc = session_doc(
+        [
+            hyp("leaky", 1, [leaky_run("fail", 1), leaky_run("fail", 2, stderr=TRACEBACK)]),
+            hyp("clean", 2, [leaky_run("pass", 1, stdout=f"rootdir: {WORKTREE}")]),
+        ],
+        control(run("fail")),
+    )
+    doc["session"]["repo"] = REPO
+    out = analyze_session(doc)
+    leaky, clean = out["hypotheses"]
+    sentence = (
+        "run 2's output names /home/u/proj/src/calc.py, inside your checkout (not its"
+        " worktree): it may have used your checkout's code"
+    )
+    assert leaky["verdict"] == "supported"  # the verdict stays; it is marked
+    assert leaky["unreliable"] is True
+    assert leaky["names_checkout"] is True
+    assert leaky["unreliable_reasons"] == [sentence]
+    assert leaky["reason"] == (
+        f"the test failed (bug reproduced) in 2 of 2 valid runs; unreliable: {sentence}"
+    )
+    assert clean["unreliable"] is False
+    assert clean["names_checkout"] is False
+    assert clean["unreliable_reasons"] == []
+    assert out["control"]["verdict"] == "reproduced"
+    assert session_exit_code(out) == 0
+
+
+def test_the_recommendation_asks_to_fix_a_test_that_named_the_checkout():
+    doc = session_doc(
+        [hyp("leaky", 1, [leaky_run("fail", 1, stdout=TRACEBACK)]), hyp("b", 2, runs("pass"))],
+        control(run("fail")),
+    )
+    doc["session"]["repo"] = REPO
+    rec = recommendation(doc)
+    assert rec["action"] == "focus"
+    assert any(
+        step.startswith(
+            "Make the test of leaky use its worktree, not your checkout (leaky:"
+            " run 1's output names /home/u/proj/src/calc.py"
+        )
+        for step in rec["next_steps"]
+    )
+
+
+def test_a_failed_control_and_a_named_checkout_give_two_reasons():
+    doc = session_doc(
+        [hyp("leaky", 1, [leaky_run("fail", 1, stdout=TRACEBACK)])], control(run("pass"))
+    )
+    doc["session"]["repo"] = REPO
+    leaky = analyze_session(doc)["hypotheses"][0]
+    assert leaky["unreliable"] is True
+    assert len(leaky["unreliable_reasons"]) == 2
+    assert "control did not reproduce" in leaky["unreliable_reasons"][0]
+    assert leaky["unreliable_reasons"][1].startswith(
+        "run 1's output names /home/u/proj/src/calc.py"
+    )
+
+
+# -- caveats: a different failure than the control's ------------------------------------------
+
+
+def failing(*tests: str, result: str = "fail") -> dict[str, Any]:
+    data = run(result)
+    data["metrics"].update(runner="pytest", failing_tests=sorted(tests))
+    return data
+
+
+A, B, C = "tests/x.py::test_a", "tests/x.py::test_b", "tests/x.py::test_c"
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "expected"),
+    [
+        ([failing(A)], [failing(B)], f"it failed on {A}, the control on {B}"),
+        ([failing(A, C)], [failing(A)], f"it failed on {A} and {C}, the control on {A}"),
+        (
+            [failing(A), failing(C)],
+            [failing(A), failing(B)],
+            f"on {A} and {C}, the control on {A} and {B}",
+        ),
+        ([failing(A)], [failing(A)], None),
+        ([failing(A)], [failing(A, B)], None),  # a narrower test of the same failure
+        ([failing(A)], [run("fail")], None),  # the control's runner lists nothing
+        ([run("fail")], [failing(B)], None),
+        ([failing(A), run("pass")], [], None),
+        ([failing(A)], [failing()], None),  # a runner that read no id
+    ],
+)
+def test_different_failure_reason(mine, theirs, expected):
+    reason = different_failure_reason(mine, theirs)
+    if expected is None:
+        assert reason is None
+    else:
+        assert reason is not None
+        assert expected in reason
+        assert reason.endswith(": maybe a different failure")
+
+
+def test_different_failure_reason_lists_a_few_tests_and_counts_the_rest():
+    tests = [f"tests/t.py::test_{i}" for i in range(6)]
+    reason = different_failure_reason([failing(*tests)], [failing(B)])
+    assert reason == (
+        "it failed on tests/t.py::test_0, tests/t.py::test_1, tests/t.py::test_2 and 3 more,"
+        f" the control on {B}: maybe a different failure"
+    )
+
+
+def test_a_hypothesis_that_failed_differently_is_flagged_not_changed():
+    doc = session_doc(
+        [
+            hyp("other-test", 1, [failing(A), failing(A)]),
+            hyp("same-test", 2, [failing(B)]),
+            hyp("with-pattern", 3, [failing(A)], failure_pattern="ZeroDivisionError"),
+            hyp("passes", 4, [run("pass")]),
+        ],
+        control(failing(B)),
+    )
+    out = analyze_session(doc)
+    other, same, pattern, passes = out["hypotheses"]
+    assert other["verdict"] == "supported"
+    assert other["failed_differently"] is True
+    assert other["unreliable"] is False
+    assert other["reason"] == (
+        "the test failed (bug reproduced) in 2 of 2 valid runs;"
+        f" it failed on {A}, the control on {B}: maybe a different failure"
+    )
+    assert same["failed_differently"] is False
+    assert pattern["failed_differently"] is False  # the plan's pattern decided already
+    assert "maybe a different failure" not in pattern["reason"]
+    assert passes["failed_differently"] is False
+
+
+def test_without_a_control_nothing_failed_differently():
+    out = analyze_session(session_doc([hyp("a", 1, [failing(A)])]))
+    assert out["hypotheses"][0]["failed_differently"] is False
+
+
+def test_the_caveat_keys_are_always_written():
+    out = analyze_session(session_doc([hyp("a", 1, runs("pass"))]))
+    caveats = {"unreliable", "unreliable_reasons", "names_checkout", "failed_differently"}
+    assert caveats <= set(out["hypotheses"][0])
 
 
 # -- the session ----------------------------------------------------------------------------
@@ -576,7 +953,7 @@ def test_recommend_focus_on_the_single_survivor():
     )
     rec = recommendation(doc)
     assert rec["action"] == "focus"
-    assert rec["message"] == "Focus on token-race: the only surviving hypothesis (confidence 0.60)."
+    assert rec["message"] == "Focus on token-race: the only surviving hypothesis (confidence 0.27)."
     assert rec["next_steps"][0].startswith("Focus on token-race: token-race is the cause")
     assert any("repeat: 5 for token-race" in s for s in rec["next_steps"])
     assert any("supported_if: passes" in s for s in rec["next_steps"])
@@ -658,11 +1035,11 @@ def test_timing_zero_wall_has_no_speedup():
 # -- the package ----------------------------------------------------------------------------
 
 
-def test_the_package_exports_the_same_names_from_its_three_modules():
+def test_the_package_exports_the_same_names_from_its_modules():
     from refute import analysis  # noqa: PLC0415 - the package under test
-    from refute.analysis import advice, statistics, verdicts  # noqa: PLC0415
+    from refute.analysis import advice, caveats, statistics, verdicts  # noqa: PLC0415
 
-    for module in (statistics, verdicts, advice):
+    for module in (statistics, verdicts, caveats, advice):
         assert module.__all__, module.__name__
         assert all(hasattr(module, name) for name in module.__all__), module.__name__
     assert set(analysis.__all__) == {
@@ -674,10 +1051,15 @@ def test_the_package_exports_the_same_names_from_its_three_modules():
         "SUPPORTED_IF_VALUES",
         "VERDICT_KEYS",
         "Z_95",
+        "Z_95_ONE_SIDED",
         "Evidence",
         "analyze_session",
+        "checkout_paths",
+        "checkout_reason",
+        "confidence_bound",
         "control_verdict",
         "count_outcomes",
+        "different_failure_reason",
         "hypothesis_verdict",
         "run_evidence",
         "seed_confidence",

@@ -842,7 +842,7 @@ def sleeping_plan(project: Project) -> dict[str, Any]:
     return {
         "version": 1,
         "bug": "a slow bug",
-        "concurrency": 4,  # every test at once, whatever `auto` gives on this machine
+        "concurrency": 5,  # every run at once (quick twice), whatever `auto` gives here
         "defaults": {"timeout": 120},
         "control": {"test": _sleeping_test(project, "control", 1)},
         "hypotheses": [

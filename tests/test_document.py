@@ -135,7 +135,8 @@ def test_a_real_session_round_trips_through_the_models(real_session: dict[str, A
 def test_the_analysis_keys_are_what_analysis_writes(real_session: dict[str, Any]):
     hypothesis = real_session["final"]["hypotheses"][0]
     spec = {key for key in hypothesis if key != "runs"} - ANALYSIS_KEYS
-    assert set(analysis.hypothesis_verdict([])) | {"unreliable"} == ANALYSIS_KEYS
+    caveats = {"unreliable", "unreliable_reasons", "names_checkout", "failed_differently"}
+    assert set(analysis.hypothesis_verdict([])) | caveats == ANALYSIS_KEYS
     assert set(hypothesis) >= ANALYSIS_KEYS
     assert spec == set(NEW_HYPOTHESIS_KEYS) - {"runs"}
 
@@ -179,6 +180,14 @@ def _broken(doc: dict[str, Any], how: str) -> dict[str, Any]:
         broken["session"]["exit_code"] = "0"
     elif how == "counts a boolean":
         broken["hypotheses"][0]["counts"]["fail"] = True
+    elif how == "names_checkout a string":
+        broken["hypotheses"][0]["names_checkout"] = "yes"
+    elif how == "unreliable_reasons a string":
+        broken["hypotheses"][0]["unreliable_reasons"] = "the control"
+    elif how == "control interval of three":
+        broken["control"]["wilson_95"] = [0.1, 0.5, 0.9]
+    elif how == "control rate above 1":
+        broken["control"]["reproduction_rate"] = 1.5
     elif how == "repeated id":
         broken["hypotheses"][1]["id"] = broken["hypotheses"][0]["id"]
     return broken
@@ -193,6 +202,10 @@ def _broken(doc: dict[str, Any], how: str) -> dict[str, Any]:
         "result unknown",
         "exit code a string",
         "counts a boolean",
+        "names_checkout a string",
+        "unreliable_reasons a string",
+        "control interval of three",
+        "control rate above 1",
     ],
 )
 def test_the_schema_and_the_models_reject_a_broken_report(real_session: dict[str, Any], how: str):
@@ -201,6 +214,33 @@ def test_the_schema_and_the_models_reject_a_broken_report(real_session: dict[str
         jsonschema.validate(broken, reports.REPORT_JSON_SCHEMA)
     with pytest.raises(ValidationError):
         SessionDocument.model_validate(broken)
+
+
+def test_a_report_has_the_new_analysis_fields_and_one_without_them_still_validates(
+    real_session: dict[str, Any],
+):
+    final = real_session["final"]
+    control = final["control"]
+    assert control["verdict"] == "reproduced"
+    assert control["reproduction_rate"] == 1.0
+    assert control["wilson_95"] == [0.2065, 1.0]
+    for hypothesis in final["hypotheses"]:
+        assert hypothesis["unreliable"] is False
+        assert hypothesis["unreliable_reasons"] == []
+        assert hypothesis["names_checkout"] is False
+        assert hypothesis["failed_differently"] is False
+    # A version-1 report written before these fields existed is still a valid report.
+    older = copy.deepcopy(final)
+    for key in ("reproduction_rate", "wilson_95"):
+        del older["control"][key]
+    for hypothesis in older["hypotheses"]:
+        for key in ("unreliable_reasons", "names_checkout", "failed_differently"):
+            del hypothesis[key]
+    jsonschema.validate(older, reports.REPORT_JSON_SCHEMA)
+    parsed = SessionDocument.model_validate(older)
+    assert parsed.hypotheses[0].unreliable_reasons == []
+    assert parsed.control is not None
+    assert parsed.control.reproduction_rate is None
 
 
 def test_the_models_refuse_what_only_they_can_check(real_session: dict[str, Any]):

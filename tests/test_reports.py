@@ -19,12 +19,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from refute.errors import ConfigError
-from refute.reports import FORMATS, REPORT_JSON_SCHEMA, UNRELIABLE_NOTE, render, render_text
+from refute.reports import (
+    CHECKOUT_NOTE,
+    DIFFERENT_NOTE,
+    FORMATS,
+    REPORT_JSON_SCHEMA,
+    UNRELIABLE_NOTE,
+    render,
+    render_text,
+)
 
 T0 = 1_795_000_000.0  # epoch seconds of the first start
 SESSION_ID = "20261128T011500-3f9a2c"
 LOG_DIR = f"/state/refute/logs/{SESSION_ID}"
 NASTY = "ünïcødé ✓ <script>alert('x')</script> & a|b `tick` \x00nul \x1b[31mred\x1b[0m"
+SPEEDUP_1_44 = (
+    "about 1.4x faster than running them one after another (an estimate: the sum of run times)"
+)
 XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -104,6 +115,9 @@ def make_hypothesis(
         "confidence": confidence,
         "unreliable": False,
         "reason": reason or f"{verdict} after {len(runs)} runs",
+        "unreliable_reasons": [],
+        "names_checkout": False,
+        "failed_differently": False,
         "counts": counts,
         "runs_total": len(runs),
         "runs_valid": valid,
@@ -196,6 +210,8 @@ def make_document() -> dict[str, Any]:
             "test": ["pytest", "-x", "tests/test_session.py"],
             "verdict": "reproduced",
             "counts": counts_of(control_runs),
+            "reproduction_rate": 1.0,
+            "wilson_95": [0.2065, 1.0],
             "runs": control_runs,
         },
         "hypotheses": hypotheses,
@@ -227,8 +243,10 @@ def make_unreliable_document() -> dict[str, Any]:
     control["runs"] = [make_run("control", "pass", slot=0, start=0.0)]
     control["counts"] = counts_of(control["runs"])
     control["verdict"] = "not_reproduced"
+    control.update(reproduction_rate=0.0, wilson_95=[0.0, 0.7935])
     for hyp in doc["hypotheses"]:
         hyp["unreliable"] = True
+        hyp["unreliable_reasons"] = ["the control did not reproduce the bug"]
     doc["session"]["exit_code"] = 3
     doc["summary"]["recommendation"] = {
         "action": "fix_control",
@@ -637,7 +655,7 @@ def test_text_has_ids_recommendation_timing_and_every_log_path():
         assert step in text
     assert "wall 4.30s" in text
     assert "sum of run time 6.20s" in text
-    assert "speedup 1.44x" in text
+    assert f"sum of run time 6.20s; {SPEEDUP_1_44}" in text
     for run in all_runs(doc):
         for key in ("stdout_log", "stderr_log"):
             if run[key]:
@@ -696,6 +714,9 @@ ANALYSIS_FIELDS = (
     "runs_valid",
     "reproduction_rate",
     "wilson_95",
+    "unreliable_reasons",
+    "names_checkout",
+    "failed_differently",
 )
 
 
@@ -747,3 +768,213 @@ def test_any_output_is_safe_in_every_format(text):
         rendered = render(doc, fmt)
         assert "\x1b" not in rendered
         assert "\x00" not in rendered
+
+
+# --- the timing estimate, the control's rate, and the caveats, in every format ------------
+
+REPO = "/home/u/proj"
+CHECKOUT_SENTENCE = (
+    "run 2's output names /home/u/proj/src/calc.py, inside your checkout (not its worktree):"
+    " it may have used your checkout's code"
+)
+DIFFERENT_SENTENCE = (
+    "it failed on tests/x.py::test_a, the control on tests/x.py::test_b: maybe a different failure"
+)
+TEXT_FORMATS = ("text", "markdown", "junit", "html")
+
+
+def shown(doc: dict[str, Any], fmt: str) -> str:
+    """What a reader of `fmt` sees: text, Markdown unescaped, XML and HTML as parsed text."""
+    rendered = render(doc, fmt)
+    if fmt == "markdown":
+        return re.sub(r"\\(.)", r"\1", rendered)
+    if fmt == "junit":
+        root = ET.fromstring(rendered.encode("utf-8"))  # noqa: S314 - our own output
+        parts = [value for element in root.iter() for value in element.attrib.values()]
+        return "\n".join(parts + [text for text in root.itertext() if text.strip()])
+    if fmt == "html":
+        parser = StrictParser()
+        parser.feed(rendered)
+        parser.close()
+        titles = [attrs.get("title") or "" for _, attrs in parser.starts]
+        return "".join(parser.text) + "\n".join(titles)
+    return rendered
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_every_format_labels_the_speedup_an_estimate(fmt):
+    doc = make_document()
+    assert SPEEDUP_1_44 in shown(doc, fmt)
+    doc["summary"]["timing"].update(wall_seconds=8.0, speedup=0.78)
+    assert (
+        "no faster than running them one after another (about 0.8x; an estimate: the sum of"
+        " run times)"
+    ) in shown(doc, fmt)
+    doc["summary"]["timing"].update(wall_seconds=None, speedup=None)
+    assert "no speedup estimate (no wall time)" in shown(doc, fmt)
+
+
+def test_the_json_keeps_the_speedup_key():
+    doc = json.loads(render(make_document(), "json"))
+    assert doc["summary"]["timing"]["speedup"] == 1.44
+
+
+def intermittent_control_document() -> dict[str, Any]:
+    """A control that failed 1 of 3 valid runs: it reproduces, at a rate of 1/3."""
+    doc = make_document()
+    runs = [
+        make_run("control", "fail", slot=0, start=0.0),
+        make_run("control", "pass", attempt=2, slot=1, start=0.0),
+        make_run("control", "pass", attempt=3, slot=0, start=1.0),
+    ]
+    doc["control"].update(
+        runs=runs,
+        counts=counts_of(runs),
+        reproduction_rate=0.3333,
+        wilson_95=[0.0615, 0.7923],
+        reason="the control failed (bug reproduced) in 1 of 3 valid runs on the unmodified base",
+    )
+    return doc
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_every_format_shows_the_controls_reproduction_rate_and_interval(fmt):
+    text = shown(intermittent_control_document(), fmt)
+    assert (
+        "reproduced the bug on the unmodified base, reproduction rate 33% of valid runs"
+        " (95 % Wilson interval 6%-79%) [2/3 pass, 1/3 fail]"
+    ) in text
+    assert UNRELIABLE_NOTE not in text
+
+
+def test_the_json_has_the_controls_rate_and_interval():
+    doc = intermittent_control_document()
+    out = json.loads(render(doc, "json"))
+    jsonschema.validate(out, REPORT_JSON_SCHEMA)
+    assert out["control"]["reproduction_rate"] == 0.3333
+    assert out["control"]["wilson_95"] == [0.0615, 0.7923]
+
+
+def test_a_control_without_the_rate_fields_renders_as_before():
+    doc = make_document()
+    for key in ("reproduction_rate", "wilson_95"):
+        del doc["control"][key]
+    jsonschema.validate(doc, REPORT_JSON_SCHEMA)  # an older version-1 report
+    assert "reproduced the bug on the unmodified base [1/1 fail]" in render_text(doc)
+
+
+def checkout_document() -> dict[str, Any]:
+    """cache-stale (falsified) had a run that named the user's checkout; the control
+    reproduced, so only that hypothesis is unreliable."""
+    doc = make_document()
+    doc["session"]["repo"] = REPO
+    cache = doc["hypotheses"][1]
+    cache.update(
+        unreliable=True,
+        names_checkout=True,
+        unreliable_reasons=[CHECKOUT_SENTENCE],
+        reason="the test passed (bug not reproduced) in 1 of 1 valid runs;"
+        f" unreliable: {CHECKOUT_SENTENCE}",
+    )
+    cache["runs"][0]["stderr"] = '  File "/home/u/proj/src/calc.py", line 3\n'
+    return doc
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_every_format_shows_a_run_that_named_the_checkout(fmt):
+    doc = checkout_document()
+    text = shown(doc, fmt)
+    assert CHECKOUT_SENTENCE in text
+    if fmt == "text":
+        assert "FALSIFIED (unreliable)" in text
+    elif fmt == "junit":  # a falsified testcase has no element: the suite's property says it
+        assert f"cache-stale is unreliable: {CHECKOUT_SENTENCE}" in text
+    else:
+        assert CHECKOUT_NOTE in text
+    # The control reproduced: no banner says otherwise, no other verdict is marked.
+    assert UNRELIABLE_NOTE not in text
+    assert "did NOT reproduce" not in text
+
+
+def test_text_lists_the_checkout_caveat_under_the_table():
+    text = render_text(checkout_document(), width=200)
+    assert f"!! cache-stale is unreliable: {CHECKOUT_SENTENCE}" in text
+    assert text.count("(unreliable)") == 1
+
+
+def test_junit_carries_the_caveat_of_a_falsified_testcase_in_its_properties():
+    root = parse_junit(checkout_document())
+    properties = {prop.get("name"): prop.get("value") for prop in root.iter("property")}
+    assert properties["unreliable"] == f"cache-stale is unreliable: {CHECKOUT_SENTENCE}"
+    case = next(c for c in root.iter("testcase") if c.get("name") == "cache-stale")
+    assert case.find("failure") is None  # falsified keeps its mapping
+
+
+def test_markdown_and_html_mark_only_the_hypothesis_that_named_the_checkout():
+    doc = checkout_document()
+    markdown = render(doc, "markdown")
+    rows = [line for line in markdown.splitlines() if line.startswith("| ")]
+    marked = [row for row in rows if CHECKOUT_NOTE in row]
+    assert len(marked) == 1
+    assert "cache-stale" in marked[0]
+    page, _ = parse_html(doc)
+    assert page.count(CHECKOUT_NOTE) == 2  # the table and the hypothesis' section
+
+
+def test_json_has_the_checkout_fields():
+    out = json.loads(render(checkout_document(), "json"))
+    jsonschema.validate(out, REPORT_JSON_SCHEMA)
+    cache = out["hypotheses"][1]
+    assert cache["unreliable"] is True
+    assert cache["names_checkout"] is True
+    assert cache["unreliable_reasons"] == [CHECKOUT_SENTENCE]
+
+
+def test_a_failed_control_and_a_named_checkout_show_both_notes():
+    doc = make_unreliable_document()
+    cache = doc["hypotheses"][1]
+    cache.update(names_checkout=True)
+    cache["unreliable_reasons"].append(CHECKOUT_SENTENCE)
+    for fmt in TEXT_FORMATS:
+        text = shown(doc, fmt)
+        assert UNRELIABLE_NOTE in text
+        assert CHECKOUT_SENTENCE in text, fmt
+
+
+def different_document() -> dict[str, Any]:
+    """token-race (supported) failed on another test than the control."""
+    doc = make_document()
+    token = doc["hypotheses"][0]
+    token.update(
+        failed_differently=True,
+        reason=f"the test failed (bug reproduced) in 1 of 1 valid runs; {DIFFERENT_SENTENCE}",
+    )
+    token["runs"][0]["metrics"]["failing_tests"] = ["tests/x.py::test_a"]
+    doc["control"]["runs"][0]["metrics"]["failing_tests"] = ["tests/x.py::test_b"]
+    return doc
+
+
+@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+def test_every_format_flags_a_different_failure(fmt):
+    text = shown(different_document(), fmt)
+    assert DIFFERENT_SENTENCE in text
+    assert DIFFERENT_NOTE in text
+    assert UNRELIABLE_NOTE not in text
+    assert CHECKOUT_NOTE not in text
+    assert "(unreliable)" not in text
+
+
+def test_a_different_failure_keeps_its_verdict_in_junit_and_says_so():
+    root = parse_junit(different_document())
+    case = next(c for c in root.iter("testcase") if c.get("name") == "token-race")
+    failure = case.find("failure")
+    assert failure is not None
+    assert failure.get("type") == "supported"
+    assert failure.get("message", "").endswith(f"{DIFFERENT_SENTENCE} [{DIFFERENT_NOTE}]")
+
+
+def test_json_has_the_failed_differently_flag():
+    out = json.loads(render(different_document(), "json"))
+    jsonschema.validate(out, REPORT_JSON_SCHEMA)
+    assert out["hypotheses"][0]["failed_differently"] is True
+    assert out["hypotheses"][1]["failed_differently"] is False

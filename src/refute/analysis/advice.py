@@ -66,6 +66,23 @@ def _pending_step(pending: Sequence[Mapping[str, Any]]) -> list[str]:
     return [f"Resume the session to run the pending {noun}: {ids}."]
 
 
+def _checkout_step(hypotheses: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A step for the hypotheses whose runs named the user's checkout (`names_checkout`)."""
+    named = [h for h in hypotheses if h.get("names_checkout")]
+    if not named:
+        return []
+    ids = _join_and([str(h["id"]) for h in named])
+    reasons = [str(r) for r in named[0].get("unreliable_reasons") or []]
+    example = f" ({named[0]['id']}: {reasons[-1]})" if reasons else ""
+    tests = _plural(len(named), f"the test of {ids}", f"the tests of {ids}")
+    step = (
+        f"Make {tests} use {_plural(len(named), 'its', 'their')} worktree, not your"
+        f" checkout{example}: an editable install, an absolute path or a `cd` can point a"
+        " test at your checkout; until then those verdicts are unreliable."
+    )
+    return [step]
+
+
 def _fix_test_step(hyp: Mapping[str, Any]) -> str:
     hid, counts = hyp["id"], hyp["counts"]
     if hyp["verdict"] == _FLAKY:
@@ -111,7 +128,7 @@ def recommend(
         by_verdict[hyp["verdict"]].append(hyp)
     survivors = by_verdict[_SUPPORTED]
     survivor_ids = [str(h["id"]) for h in survivors]
-    pending_steps = _pending_step(by_verdict[_PENDING])
+    pending_steps = _checkout_step(ordered) + _pending_step(by_verdict[_PENDING])
 
     if control is not None and control.get("verdict") == CONTROL_NOT_REPRODUCED:
         base = session.get("base") or {}

@@ -1,5 +1,6 @@
-"""The statistics of a session: the Wilson interval of a reproduction rate, run durations,
-the session's timing. Pure functions over numbers and plain run dicts."""
+"""The statistics of a session: the Wilson interval of a reproduction rate, the confidence
+of a verdict (a one-sided Wilson lower bound), run durations, the session's timing. Pure
+functions over numbers and plain run dicts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any, Final
 __all__ = [
     "DIGITS",
     "Z_95",
+    "Z_95_ONE_SIDED",
+    "confidence_bound",
     "reproduction_fields",
     "round_share",
     "run_duration",
@@ -20,6 +23,8 @@ __all__ = [
 
 #: z for a two-sided 95 % interval.
 Z_95: Final = 1.959963984540054
+#: z for a one-sided 95 % bound (the 95th percentile of the standard normal).
+Z_95_ONE_SIDED: Final = 1.6448536269514722
 #: Digits kept for rates, intervals and confidences in the document.
 DIGITS: Final = 4
 
@@ -44,6 +49,18 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == n else min(1.0, centre + half)
     return (low, high)
+
+
+def confidence_bound(agreeing: int, valid: int) -> float:
+    """A verdict's confidence: the lower bound of the one-sided 95 % Wilson interval for the
+    share of valid runs that agree with it (docs/report.md, *Confidence*); 0 without one.
+
+    It depends on the two counts only (never on durations or on runs that were no
+    evidence), and never decreases when an agreeing run is added: `agreeing = valid = n`
+    gives `n / (n + z**2)`, 0.2699 for 1 run, 0.5258 for 3 and 0.7871 for 10.
+    """
+    interval = wilson_interval(agreeing, valid, Z_95_ONE_SIDED)
+    return interval[0] if interval else 0.0
 
 
 def round_share(value: float) -> float:

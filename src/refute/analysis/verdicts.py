@@ -1,6 +1,7 @@
 """Verdicts: what each run says about its hypothesis, each hypothesis' verdict and
 confidence, the control's verdict, and `analyze_session`, which fills them all into a
-session document (with the summary's counts, advice and timing).
+session document (with each verdict's caveats and the summary's counts, advice and
+timing).
 
 Pure functions over plain data (the *session document* of docs/report.md and
 `TestExecutionResult.to_dict()` run dicts): no I/O, no processes, no clock. The session
@@ -19,12 +20,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, TypeAlias
 
 from refute.analysis.advice import in_rank_order, recommend
+from refute.analysis.caveats import (
+    CONTROL_UNRELIABLE_REASON,
+    checkout_reason,
+    different_failure_reason,
+)
 from refute.analysis.statistics import (
+    confidence_bound,
     reproduction_fields,
     round_share,
     run_duration,
     session_timing,
-    wilson_interval,
 )
 from refute.document import (
     CONTROL_NOT_REPRODUCED,
@@ -117,7 +123,10 @@ def count_outcomes(runs: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 
 def seed_confidence(run: Mapping[str, Any]) -> float:
     """The seed's single-run confidence: TIMEOUT 0.3, ERROR 0.2, PASS/FAIL 0.6 under 5 s
-    and 0.85 from 5 s; SKIP and not-run results 0.0 (they are no evidence at all)."""
+    and 0.85 from 5 s; SKIP and not-run results 0.0 (they are no evidence at all).
+
+    The seed's contract for one run (what the engine writes as `metrics.confidence`), kept
+    for its callers; a hypothesis' `confidence` is `confidence_bound`, never this."""
     outcome = _outcome(run["result"])
     if _is_not_run(run) or outcome is TestResult.SKIP:
         return 0.0
@@ -150,6 +159,11 @@ def hypothesis_verdict(
     Returns `verdict` (a `HypothesisStatus` value), `confidence`, `counts`, `runs_total`,
     `runs_valid`, `reproduction_rate` (FAIL / (PASS + FAIL), None without a valid run),
     `wilson_95` ([low, high] of that rate, or None) and `reason` (one sentence).
+
+    `confidence` is `confidence_bound(agreeing, valid)`: the one-sided 95 % Wilson lower
+    bound of the share of valid runs that agree with the verdict (for FLAKY, with the
+    majority); 0 without a valid run. Durations and runs that are no evidence (timeout,
+    error, skip, not run) do not enter it.
     """
     _check_supported_if(supported_if)
     counts = count_outcomes(runs)
@@ -180,15 +194,9 @@ def hypothesis_verdict(
         reason = _with_not_counted(f"valid runs disagree: {_disagreement(counts)}", counts)
         agreeing = max(n_for, n_against)
 
-    if total == 1:
-        confidence = seed_confidence(runs[0])
-    else:
-        interval = wilson_interval(agreeing, valid)
-        confidence = interval[0] * valid / total if interval and agreeing else 0.0
-
     return {
         "verdict": verdict,
-        "confidence": round_share(confidence),
+        "confidence": round_share(confidence_bound(agreeing, valid)),
         "counts": counts,
         "runs_total": total,
         "runs_valid": valid,
@@ -203,12 +211,15 @@ def hypothesis_verdict(
 def control_verdict(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Whether the control (the test on the unmodified base) reproduced the bug.
 
-    "reproduced": at least one valid run and every valid run FAIL; "pending": no run
-    finished; otherwise "not_reproduced". Returns `verdict`, `counts` and `reason`.
+    "reproduced": at least one valid run FAIL (an intermittent bug reproduces in some runs
+    only); "pending": no run finished; otherwise "not_reproduced" (no valid run, or every
+    valid run passed). Returns `verdict`, `counts`, `reproduction_rate` (FAIL / (PASS +
+    FAIL), None without a valid run), `wilson_95` (its 95 % Wilson interval) and `reason`.
     """
     counts = count_outcomes(runs)
     finished = len(runs) - counts["not_run"]
     valid = counts["pass"] + counts["fail"]
+    rates = reproduction_fields(counts)
     if finished == 0:
         verdict = CONTROL_PENDING
         reason = (
@@ -216,11 +227,18 @@ def control_verdict(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             if runs
             else "the control has not run yet"
         )
-    elif valid and counts["pass"] == 0:
+    elif counts["fail"]:
         verdict = CONTROL_REPRODUCED
+        low, high = rates["wilson_95"]
+        rate = (
+            ""
+            if counts["fail"] == valid
+            else f" (reproduction rate {rates['reproduction_rate']:.0%},"
+            f" 95 % interval {low:.0%}-{high:.0%})"
+        )
         reason = _with_not_counted(
-            f"the control failed (bug reproduced) in {valid} of {valid} valid runs"
-            " on the unmodified base",
+            f"the control failed (bug reproduced) in {counts['fail']} of {valid} valid runs"
+            f" on the unmodified base{rate}",
             counts,
         )
     elif valid == 0:
@@ -236,17 +254,51 @@ def control_verdict(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             " valid runs on the unmodified base",
             counts,
         )
-    return {"verdict": verdict, "counts": counts, "reason": reason}
+    return {"verdict": verdict, "counts": counts, **rates, "reason": reason}
 
 
 # -- the session ----------------------------------------------------------------------------
 
 
+def _caveats(
+    hyp: Mapping[str, Any],
+    control_runs: Sequence[Mapping[str, Any]],
+    repo: str,
+    *,
+    control_unreliable: bool,
+) -> dict[str, Any]:
+    """`unreliable`, `unreliable_reasons`, `names_checkout`, `failed_differently`, and the
+    `reason` with the caveats added (`refute.analysis.caveats`)."""
+    runs: Sequence[Mapping[str, Any]] = hyp.get("runs") or []
+    reasons = [CONTROL_UNRELIABLE_REASON] if control_unreliable else []
+    reason = str(hyp.get("reason") or "")
+    named = checkout_reason(runs, repo)
+    if named is not None:
+        reasons.append(named)
+        reason += f"; unreliable: {named}"
+    # A failure_pattern already decided which failures count (the others are errors).
+    different = (
+        different_failure_reason(runs, control_runs) if hyp.get("failure_pattern") is None else None
+    )
+    if different is not None:
+        reason += f"; {different}"
+    return {
+        "reason": reason,
+        "unreliable": bool(reasons),
+        "unreliable_reasons": reasons,
+        "names_checkout": named is not None,
+        "failed_differently": different is not None,
+    }
+
+
 def analyze_session(doc: Mapping[str, Any], *, wall_seconds: float | None = None) -> dict[str, Any]:
     """A copy of the session document with the analysis filled in.
 
-    Every hypothesis gets the fields of `hypothesis_verdict` plus `unreliable` (True when
-    the control ran and did not reproduce the bug); a control gets the fields of
+    Every hypothesis gets the fields of `hypothesis_verdict` plus its caveats:
+    `unreliable` (True when the control ran and did not reproduce the bug, or when a run's
+    output names a path inside `session.repo`), `unreliable_reasons` (one sentence per
+    cause), `names_checkout`, and `failed_differently` (its failing runs failed on a test
+    the control's did not; the reason says which); a control gets the fields of
     `control_verdict`; `summary` gets `counts`, `survivors` (supported ids in rank order),
     `recommendation` ({action, message, next_steps}) and `timing` ({wall_seconds,
     sum_run_seconds, speedup}). `wall_seconds` overrides the session's
@@ -260,10 +312,12 @@ def analyze_session(doc: Mapping[str, Any], *, wall_seconds: float | None = None
         control.update(control_verdict(control.get("runs") or []))
     unreliable = control is not None and control["verdict"] == CONTROL_NOT_REPRODUCED
 
+    control_runs: list[dict[str, Any]] = (control or {}).get("runs") or []
+    repo = str(session.get("repo") or "")
     hypotheses: list[dict[str, Any]] = out.get("hypotheses") or []
     for hyp in hypotheses:
         hyp.update(hypothesis_verdict(hyp.get("runs") or [], hyp.get("supported_if") or "fails"))
-        hyp["unreliable"] = unreliable
+        hyp.update(_caveats(hyp, control_runs, repo, control_unreliable=unreliable))
 
     counts = dict.fromkeys(VERDICT_KEYS, 0)
     for hyp in hypotheses:

@@ -303,10 +303,13 @@ class ControlSpec(_Part):
 class ControlAnalysis(_Part):
     """What the control's runs showed (`refute.analysis.control_verdict`)."""
 
-    schema_optional = frozenset({"reason"})
+    # The rate fields came after version 1's first documents: not required of them.
+    schema_optional = frozenset({"reason", "reproduction_rate", "wilson_95"})
 
     verdict: ControlVerdict = "pending"
     counts: Later[OutcomeCounts] = None
+    reproduction_rate: Share | None = None
+    wilson_95: Interval | None = None
     reason: str = ""
 
 
@@ -360,7 +363,11 @@ class HypothesisSpec(_Part):
 
 
 class HypothesisAnalysis(_Part):
-    """What a hypothesis' runs showed (`refute.analysis.hypothesis_verdict`)."""
+    """What a hypothesis' runs showed (`refute.analysis.hypothesis_verdict`) and the
+    caveats of its verdict (`refute.analysis.caveats`)."""
+
+    # The caveats came after version 1's first documents: not required of them.
+    schema_optional = frozenset({"unreliable_reasons", "names_checkout", "failed_differently"})
 
     verdict: Verdict = "pending"
     confidence: Later[Share] = None
@@ -371,6 +378,9 @@ class HypothesisAnalysis(_Part):
     wilson_95: Interval | None = None
     reason: str = ""
     unreliable: bool = False
+    unreliable_reasons: list[str] = Field(default_factory=list)
+    names_checkout: bool = False
+    failed_differently: bool = False
 
 
 #: The keys of a hypothesis entry that analysis writes (the rest, but `runs`, is its spec).

@@ -17,7 +17,14 @@ document is in `_common`, each format in its own module, `render` and the schema
 from refute.document import ACTIONS, OUTCOMES, VERDICTS
 from refute.document import OUTCOME_KEYS as COUNT_KEYS
 from refute.document import SCHEMA as SCHEMA_VERSION
-from refute.reports._common import MESSAGE_LIMIT, TAIL_LINES, UNRELIABLE_NOTE, clean_text
+from refute.reports._common import (
+    CHECKOUT_NOTE,
+    DIFFERENT_NOTE,
+    MESSAGE_LIMIT,
+    TAIL_LINES,
+    UNRELIABLE_NOTE,
+    clean_text,
+)
 from refute.reports._html import render_html
 from refute.reports._junit import JUNIT_STREAM_LIMIT, render_junit
 from refute.reports._markdown import render_markdown
@@ -26,7 +33,9 @@ from refute.reports._text import render_text
 
 __all__ = [
     "ACTIONS",
+    "CHECKOUT_NOTE",
     "COUNT_KEYS",
+    "DIFFERENT_NOTE",
     "FORMATS",
     "JUNIT_STREAM_LIMIT",
     "MESSAGE_LIMIT",

@@ -33,9 +33,24 @@ from refute.document import (
 )
 from refute.errors import ConfigError
 
-__all__ = ["MESSAGE_LIMIT", "TAIL_LINES", "UNRELIABLE_NOTE", "RunText", "clean_text", "parse"]
+__all__ = [
+    "CHECKOUT_NOTE",
+    "DIFFERENT_NOTE",
+    "MESSAGE_LIMIT",
+    "TAIL_LINES",
+    "UNRELIABLE_NOTE",
+    "RunText",
+    "clean_text",
+    "parse",
+]
 
 UNRELIABLE_NOTE: Final = "unreliable: control did not reproduce"
+#: The note of a verdict whose run named the user's checkout (`names_checkout`).
+CHECKOUT_NOTE: Final = "unreliable: a run named your checkout"
+#: The note of a verdict whose test failed on other tests than the control's.
+DIFFERENT_NOTE: Final = "maybe a different failure"
+#: How the speedup is judged (`summary.timing.speedup` = sum of run times / wall time).
+_ESTIMATE: Final = "an estimate: the sum of run times"
 
 #: Lines of a stream shown in Markdown/HTML details (the full output is in the run's log).
 TAIL_LINES: Final = 20
@@ -187,15 +202,39 @@ class _Row:
     seconds: float
     reason: str
     runs: list[_Run]
+    unreliable_reasons: list[str]
+    names_checkout: bool
+    failed_differently: bool
+    control_failed: bool  # the session's control did not reproduce the bug
+
+    @property
+    def notes(self) -> list[str]:
+        """Short notes on the verdict's caveats (the reason has the details)."""
+        notes = []
+        # An unreliable verdict without another cause is one of a failed control (the only
+        # cause documents had before `names_checkout`).
+        if self.unreliable and (self.control_failed or not self.names_checkout):
+            notes.append(UNRELIABLE_NOTE)
+        if self.names_checkout:
+            notes.append(CHECKOUT_NOTE)
+        if self.failed_differently:
+            notes.append(DIFFERENT_NOTE)
+        return notes
 
     @property
     def verdict_label(self) -> str:
-        return f"{self.verdict} ({UNRELIABLE_NOTE})" if self.unreliable else self.verdict
+        notes = self.notes
+        return f"{self.verdict} ({'; '.join(notes)})" if notes else self.verdict
+
+
+def _control_failed(doc: SessionDocument) -> bool:
+    return doc.control is not None and doc.control.verdict == CONTROL_NOT_REPRODUCED
 
 
 def _rows(doc: SessionDocument) -> list[_Row]:
     """The hypotheses in rank order (unranked ones last), document order among equals."""
     rows = []
+    control_failed = _control_failed(doc)
     for hyp in doc.hypotheses:
         hid = clean_text(hyp.id)
         runs = _make_runs(hid, hyp.runs)
@@ -213,6 +252,10 @@ def _rows(doc: SessionDocument) -> list[_Row]:
                 seconds=sum(run.duration for run in runs),
                 reason=clean_text(hyp.reason),
                 runs=runs,
+                unreliable_reasons=[clean_text(text) for text in hyp.unreliable_reasons],
+                names_checkout=hyp.names_checkout,
+                failed_differently=hyp.failed_differently,
+                control_failed=control_failed,
             )
         )
     ranked = sorted(
@@ -226,9 +269,24 @@ def _control_runs(doc: SessionDocument) -> list[_Run]:
 
 
 def _is_unreliable(doc: SessionDocument) -> bool:
-    if doc.control is not None and doc.control.verdict == CONTROL_NOT_REPRODUCED:
+    """Whether the banner "the control did not reproduce" shows: the control says so, or a
+    verdict is unreliable for no other cause (`names_checkout` marks its own rows)."""
+    if _control_failed(doc):
         return True
-    return any(hyp.unreliable for hyp in doc.hypotheses)
+    return any(hyp.unreliable and not hyp.names_checkout for hyp in doc.hypotheses)
+
+
+def _caveats(row: _Row) -> list[tuple[bool, str]]:
+    """(makes the verdict unreliable, one line) per caveat of a row that the banner does
+    not cover: a run that named the user's checkout, a failure other than the control's.
+    The formats list them under their verdicts."""
+    lines = []
+    if row.names_checkout:
+        why = "; ".join(row.unreliable_reasons) or row.reason
+        lines.append((True, f"{row.id} is unreliable: {why}"))
+    if row.failed_differently:
+        lines.append((False, f"{row.id}: {row.reason}"))  # it ends with DIFFERENT_NOTE
+    return lines
 
 
 def _control_text(doc: SessionDocument) -> str:
@@ -244,6 +302,11 @@ def _control_text(doc: SessionDocument) -> str:
         what = "did NOT reproduce the bug on the unmodified base, so every verdict is unreliable"
     else:
         what = "pending"
+    rate, interval = _finite(control.reproduction_rate), control.wilson_95
+    if rate is not None and control.verdict != "pending":
+        what += f", reproduction rate {rate:.0%} of valid runs"
+        if interval is not None:
+            what += f" (95 % Wilson interval {interval[0]:.0%}-{interval[1]:.0%})"
     return f"{what} [{counts}] $ {command}"
 
 
@@ -256,13 +319,21 @@ def _recommendation(doc: SessionDocument) -> tuple[str, str, list[str]]:
 
 
 def _timing_text(doc: SessionDocument) -> str:
+    """Wall time, the sum of run times, and the speedup, labelled as the estimate it is:
+    the runs would not have taken exactly their durations one after another."""
     timing = doc.summary.timing if doc.summary is not None else Timing()
     speedup = _finite(timing.speedup)
-    faster = "-" if speedup is None else f"{speedup:.2f}x"
-    return (
-        f"wall {_seconds(timing.wall_seconds)}, "
-        f"sum of run time {_seconds(timing.sum_run_seconds)}, speedup {faster}"
+    head = (
+        f"wall {_seconds(timing.wall_seconds)}, sum of run time {_seconds(timing.sum_run_seconds)}"
     )
+    if speedup is None:
+        return f"{head}; no speedup estimate (no wall time)"
+    if speedup < 1:
+        return (
+            f"{head}; no faster than running them one after another (about {speedup:.1f}x;"
+            f" {_ESTIMATE})"
+        )
+    return f"{head}; about {speedup:.1f}x faster than running them one after another ({_ESTIMATE})"
 
 
 def _session_line(doc: SessionDocument) -> str:

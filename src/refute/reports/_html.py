@@ -10,8 +10,10 @@ from typing import Any, Final
 
 from refute.document import OUTCOME_KEYS
 from refute.reports._common import (
+    DIFFERENT_NOTE,
     UNRELIABLE_NOTE,
     _bug,
+    _caveats,
     _control_runs,
     _control_text,
     _is_unreliable,
@@ -46,6 +48,7 @@ font-size:.85rem;color:#fff}
 .v-inconclusive{background:#9a6700}.v-flaky{background:#6a1b9a}
 .v-pending,.v-testing{background:#6e7781}
 .unreliable{color:#c62828;font-weight:600;font-size:.85rem}
+.different{color:#9a6700;font-weight:600;font-size:.85rem}
 .lane{display:flex;align-items:center;margin:.25rem 0}
 .lane-label{flex:0 0 6rem;font-size:.85rem;color:#59636e}
 .track{position:relative;flex:1;height:1.6rem;background:#f6f8fa;border:1px solid #d1d9e0;
@@ -79,6 +82,14 @@ def _badge(verdict: str) -> str:
     return f'<span class="verdict v-{verdict}">{_h(verdict)}</span>'
 
 
+def _notes(row: _Row) -> str:
+    spans = []
+    for note in row.notes:
+        kind = "different" if note == DIFFERENT_NOTE else "unreliable"
+        spans.append(f' <span class="{kind}">{_h(note)}</span>')
+    return "".join(spans)
+
+
 def _html_table(rows: Sequence[_Row]) -> list[str]:
     out = [
         "<table>",
@@ -89,9 +100,7 @@ def _html_table(rows: Sequence[_Row]) -> list[str]:
         "<tbody>",
     ]
     for row in rows:
-        verdict = _badge(row.verdict)
-        if row.unreliable:
-            verdict += f' <span class="unreliable">{_h(UNRELIABLE_NOTE)}</span>'
+        verdict = _badge(row.verdict) + _notes(row)
         out.append(
             f'<tr><td class="num">{"-" if row.rank is None else row.rank}</td>'
             f'<td><a href="#{_h(_anchor(row.id))}">{_h(row.id)}</a></td>'
@@ -220,6 +229,16 @@ def render_html(doc: Mapping[str, Any]) -> str:
     out.append(f"<p><strong>Control:</strong> {_h(_control_text(document))}</p>")
     out.append("<h2>Verdicts</h2>")
     out += _html_table(rows)
+    caveats = [caveat for row in rows for caveat in _caveats(row)]
+    if caveats:
+        out.append(
+            '<ul class="caveats">'
+            + "".join(
+                f'<li class="{"unreliable" if bad else "different"}">{_h(line)}</li>'
+                for bad, line in caveats
+            )
+            + "</ul>"
+        )
     out.append(f"<h2>Recommendation: {_h(action)}</h2>")
     out.append(f"<p>{_h(message)}</p>")
     if steps:
@@ -231,9 +250,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
     if control:
         out += _html_runs("control", "control", "control", "", control)
     for row in rows:
-        title = f"{_h(row.id)} {_badge(row.verdict)}"
-        if row.unreliable:
-            title += f' <span class="unreliable">{_h(UNRELIABLE_NOTE)}</span>'
+        title = f"{_h(row.id)} {_badge(row.verdict)}{_notes(row)}"
         out += _html_runs(row.id, _anchor(row.id), title, row.reason, row.runs)
     out += ["</body>", "</html>"]
     return "\n".join(out) + "\n"

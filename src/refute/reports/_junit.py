@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from refute.reports._common import (
-    UNRELIABLE_NOTE,
     RunText,
     _bug,
+    _caveats,
     _control_runs,
     _control_text,
     _one_line,
@@ -30,7 +30,7 @@ JUNIT_STREAM_LIMIT: Final = 16_000
 
 def _junit_result(row: _Row) -> tuple[str | None, str]:
     """(element, message) for a hypothesis; element None means the testcase passed."""
-    note = f" [{UNRELIABLE_NOTE}]" if row.unreliable else ""
+    note = "".join(f" [{note}]" for note in row.notes)
     reason = row.reason or row.runs_cell
     if row.verdict == "falsified":
         return None, ""
@@ -112,6 +112,11 @@ def render_junit(doc: Mapping[str, Any]) -> str:
         ("timing", _timing_text(document)),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": _one_line(value)})
+    # A falsified testcase has no element to carry its caveats: the suite's properties do.
+    for row in rows:
+        for unreliable, line in _caveats(row):
+            name = "unreliable" if unreliable else "failed_differently"
+            ET.SubElement(properties, "property", {"name": name, "value": _one_line(line)})
     classname = f"refute.{clean_text(session.id or 'session')}"
     for row, (element, text) in zip(rows, results, strict=True):
         case = ET.SubElement(

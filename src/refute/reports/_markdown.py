@@ -11,6 +11,7 @@ from refute.reports._common import (
     MESSAGE_LIMIT,
     UNRELIABLE_NOTE,
     _bug,
+    _caveats,
     _control_runs,
     _control_text,
     _is_unreliable,
@@ -61,7 +62,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         "|--:|---|---|---|--:|---|--:|",
     ]
     for row in rows:
-        verdict = f"**{row.verdict}**" + (f" ({_md(UNRELIABLE_NOTE)})" if row.unreliable else "")
+        notes = row.notes
+        verdict = f"**{row.verdict}**" + (f" ({_md('; '.join(notes))})" if notes else "")
         cells = [
             "-" if row.rank is None else str(row.rank),
             _md(row.id),
@@ -72,6 +74,12 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             _seconds(row.seconds),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    caveats = [caveat for row in rows for caveat in _caveats(row)]
+    if caveats:
+        lines.append("")
+        lines += [
+            f"- {'**' if bad else ''}{_md(line)}{'**' if bad else ''}" for bad, line in caveats
+        ]
     action, message, steps = _recommendation(document)
     lines += ["", f"**Recommendation ({_md(action)}):** {_md(message)}", ""]
     lines += [f"{number}. {_md(step)}" for number, step in enumerate(steps, start=1)]

@@ -13,8 +13,10 @@ from rich.text import Text
 
 from refute.document import Verdict
 from refute.reports._common import (
+    DIFFERENT_NOTE,
     UNRELIABLE_NOTE,
     _bug,
+    _caveats,
     _control_runs,
     _control_text,
     _is_unreliable,
@@ -84,8 +86,10 @@ def render_text(doc: Mapping[str, Any], *, color: bool = False, width: int = 100
     table.add_column("Runs")
     for row in rows:
         verdict = Text(row.verdict.upper(), style=_VERDICT_STYLE[row.verdict])
-        if row.unreliable:  # the banner above the table says why
+        if row.unreliable:  # the banner above or a line below the table says why
             verdict.append(" (unreliable)", style="bold red")
+        if row.failed_differently:
+            verdict.append(f" ({DIFFERENT_NOTE})", style="yellow")
         table.add_row(
             "-" if row.rank is None else str(row.rank),
             Text(row.id),
@@ -96,6 +100,11 @@ def render_text(doc: Mapping[str, Any], *, color: bool = False, width: int = 100
         )
     console.print()
     console.print(table)
+    caveats = [caveat for row in rows for caveat in _caveats(row)]
+    if caveats:
+        console.print()
+    for unreliable, line in caveats:
+        say(f"!! {line}", style="bold red" if unreliable else "yellow")
     console.print()
     say(("Control: ", "bold"), _control_text(document))
     action, message, steps = _recommendation(document)
