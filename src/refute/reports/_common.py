@@ -3,7 +3,7 @@
 `parse` validates the document into `refute.document.SessionDocument` once; everything
 else reads its typed fields. A partial document (a session still running, not analysed
 yet) reads as its defaults: a missing verdict is "pending", missing counts are counted
-from the runs, a missing confidence or time shows as "-". `_rows` and `_Run` give every
+from the runs, a missing confidence or time shows as "-". `hypothesis_rows` and `Run` give every
 format the same view of the hypotheses and their runs.
 """
 
@@ -91,7 +91,7 @@ def clean_text(value: object) -> str:
     return _FORBIDDEN.sub("", _ANSI.sub("", text))
 
 
-def _one_line(value: object, limit: int = MESSAGE_LIMIT) -> str:
+def one_line_text(value: object, limit: int = MESSAGE_LIMIT) -> str:
     text = " ".join(clean_text(value).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -100,7 +100,7 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _seconds(value: float | None) -> str:
+def seconds_text(value: float | None) -> str:
     seconds = _finite(value)
     if seconds is None:
         return "-"
@@ -110,7 +110,7 @@ def _seconds(value: float | None) -> str:
     return f"{int(minutes)}m{rest:04.1f}s"
 
 
-def _share(value: float | None) -> str:
+def share_text(value: float | None) -> str:
     share = _finite(value)
     return "-" if share is None else f"{share:.2f}"
 
@@ -136,7 +136,7 @@ def _runs_cell(counts: Mapping[CountKey, int], total: int) -> str:
 
 
 @dataclass(frozen=True)
-class _Run:
+class Run:
     owner: str  # hypothesis id, or "control"
     attempt: int
     data: RunRecord
@@ -170,10 +170,10 @@ class _Run:
         """One line: outcome, exit code, duration, slot, message."""
         outcome = self.outcome.replace("_", " ")
         parts = [outcome] if self.outcome == "not_run" else [outcome, f"exit {self.data.exit_code}"]
-        parts.append(_seconds(self.duration))
+        parts.append(seconds_text(self.duration))
         if self.slot is not None:
             parts.append(f"slot {self.slot}")
-        message = _one_line(self.data.error_message)
+        message = one_line_text(self.data.error_message)
         return ", ".join(parts) + (f": {message}" if message else "")
 
     def logs(self) -> list[tuple[str, str]]:
@@ -181,14 +181,14 @@ class _Run:
         return [(name, path) for name, path in logs if path]
 
 
-def _make_runs(owner: str, runs: list[RunRecord]) -> list[_Run]:
+def _make_runs(owner: str, runs: list[RunRecord]) -> list[Run]:
     return [
-        _Run(owner, run.metrics.attempt or index, run) for index, run in enumerate(runs, start=1)
+        Run(owner, run.metrics.attempt or index, run) for index, run in enumerate(runs, start=1)
     ]
 
 
 @dataclass(frozen=True)
-class _Row:
+class Row:
     """One hypothesis as every format shows it."""
 
     id: str
@@ -201,7 +201,7 @@ class _Row:
     runs_cell: str
     seconds: float
     reason: str
-    runs: list[_Run]
+    runs: list[Run]
     unreliable_reasons: list[str]
     names_checkout: bool
     failed_differently: bool
@@ -231,7 +231,7 @@ def _control_failed(doc: SessionDocument) -> bool:
     return doc.control is not None and doc.control.verdict == CONTROL_NOT_REPRODUCED
 
 
-def _rows(doc: SessionDocument) -> list[_Row]:
+def hypothesis_rows(doc: SessionDocument) -> list[Row]:
     """The hypotheses in rank order (unranked ones last), document order among equals."""
     rows = []
     control_failed = _control_failed(doc)
@@ -240,7 +240,7 @@ def _rows(doc: SessionDocument) -> list[_Row]:
         runs = _make_runs(hid, hyp.runs)
         counts = _counts(hyp.counts, hyp.runs)
         rows.append(
-            _Row(
+            Row(
                 id=hid,
                 rank=hyp.rank,
                 description=clean_text(hyp.description),
@@ -264,11 +264,11 @@ def _rows(doc: SessionDocument) -> list[_Row]:
     return [row for _, row in ranked]
 
 
-def _control_runs(doc: SessionDocument) -> list[_Run]:
+def control_runs(doc: SessionDocument) -> list[Run]:
     return _make_runs(CONTROL_ID, doc.control.runs) if doc.control is not None else []
 
 
-def _is_unreliable(doc: SessionDocument) -> bool:
+def is_unreliable(doc: SessionDocument) -> bool:
     """Whether the banner "the control did not reproduce" shows: the control says so, or a
     verdict is unreliable for no other cause (`names_checkout` marks its own rows)."""
     if _control_failed(doc):
@@ -276,7 +276,7 @@ def _is_unreliable(doc: SessionDocument) -> bool:
     return any(hyp.unreliable and not hyp.names_checkout for hyp in doc.hypotheses)
 
 
-def _caveats(row: _Row) -> list[tuple[bool, str]]:
+def caveat_lines(row: Row) -> list[tuple[bool, str]]:
     """(makes the verdict unreliable, one line) per caveat of a row that the banner does
     not cover: a run that named the user's checkout, a failure other than the control's.
     The formats list them under their verdicts."""
@@ -289,13 +289,13 @@ def _caveats(row: _Row) -> list[tuple[bool, str]]:
     return lines
 
 
-def _control_text(doc: SessionDocument) -> str:
+def control_text(doc: SessionDocument) -> str:
     """What the control showed (each format prefixes its own "Control:" label)."""
     control = doc.control
     if control is None or not (control.model_fields_set or control.model_extra):
         return "none (the plan has no control test; verdicts assume the tests reproduce the bug)"
     counts = _runs_cell(_counts(control.counts, control.runs), len(control.runs))
-    command = _one_line(_command(control.test))
+    command = one_line_text(_command(control.test))
     if control.verdict == CONTROL_REPRODUCED:
         what = "reproduced the bug on the unmodified base"
     elif control.verdict == CONTROL_NOT_REPRODUCED:
@@ -310,22 +310,21 @@ def _control_text(doc: SessionDocument) -> str:
     return f"{what} [{counts}] $ {command}"
 
 
-def _recommendation(doc: SessionDocument) -> tuple[str, str, list[str]]:
+def recommendation(doc: SessionDocument) -> tuple[str, str, list[str]]:
     rec = doc.summary.recommendation if doc.summary is not None else None
     if rec is None:
         return "none", "", []
-    steps = [_one_line(step) for step in rec.next_steps]
-    return _one_line(rec.action or "none"), _one_line(rec.message), steps
+    steps = [one_line_text(step) for step in rec.next_steps]
+    return one_line_text(rec.action or "none"), one_line_text(rec.message), steps
 
 
-def _timing_text(doc: SessionDocument) -> str:
+def timing_text(doc: SessionDocument) -> str:
     """Wall time, the sum of run times, and the speedup, labelled as the estimate it is:
     the runs would not have taken exactly their durations one after another."""
     timing = doc.summary.timing if doc.summary is not None else Timing()
     speedup = _finite(timing.speedup)
-    head = (
-        f"wall {_seconds(timing.wall_seconds)}, sum of run time {_seconds(timing.sum_run_seconds)}"
-    )
+    wall, total = seconds_text(timing.wall_seconds), seconds_text(timing.sum_run_seconds)
+    head = f"wall {wall}, sum of run time {total}"
     if speedup is None:
         return f"{head}; no speedup estimate (no wall time)"
     if speedup < 1:
@@ -336,7 +335,7 @@ def _timing_text(doc: SessionDocument) -> str:
     return f"{head}; about {speedup:.1f}x faster than running them one after another ({_ESTIMATE})"
 
 
-def _session_line(doc: SessionDocument) -> str:
+def session_line(doc: SessionDocument) -> str:
     session = doc.session
     sha = clean_text(session.base.sha or "")[:12]
     where = clean_text(session.base.ref or "?") + (f" ({sha})" if sha else "")
@@ -347,14 +346,14 @@ def _session_line(doc: SessionDocument) -> str:
         f"base {where}",
         f"started {clean_text(session.started_at or '?')}",
     ]
-    error = _one_line(session.error or "")
+    error = one_line_text(session.error or "")
     return ", ".join(parts) + (f"; error: {error}" if error else "")
 
 
-def _bug(doc: SessionDocument) -> str:
-    return _one_line(doc.session.bug or "(no bug description)")
+def bug_text(doc: SessionDocument) -> str:
+    return one_line_text(doc.session.bug or "(no bug description)")
 
 
-def _tail(text: str, lines: int = TAIL_LINES, limit: int = 4000) -> str:
+def tail_lines(text: str, lines: int = TAIL_LINES, limit: int = 4000) -> str:
     kept = "\n".join(text.rstrip("\n").splitlines()[-lines:])
     return kept if len(kept) <= limit else "…" + kept[-limit:]

@@ -12,22 +12,22 @@ from refute.document import OUTCOME_KEYS
 from refute.reports._common import (
     DIFFERENT_NOTE,
     UNRELIABLE_NOTE,
-    _bug,
-    _caveats,
-    _control_runs,
-    _control_text,
-    _is_unreliable,
-    _recommendation,
-    _Row,
-    _rows,
-    _Run,
-    _seconds,
-    _session_line,
-    _share,
-    _tail,
-    _timing_text,
+    Row,
+    Run,
+    bug_text,
+    caveat_lines,
     clean_text,
+    control_runs,
+    control_text,
+    hypothesis_rows,
+    is_unreliable,
     parse,
+    recommendation,
+    seconds_text,
+    session_line,
+    share_text,
+    tail_lines,
+    timing_text,
 )
 
 __all__ = ["render_html"]
@@ -82,7 +82,7 @@ def _badge(verdict: str) -> str:
     return f'<span class="verdict v-{verdict}">{_h(verdict)}</span>'
 
 
-def _notes(row: _Row) -> str:
+def _notes(row: Row) -> str:
     spans = []
     for note in row.notes:
         kind = "different" if note == DIFFERENT_NOTE else "unreliable"
@@ -90,7 +90,7 @@ def _notes(row: _Row) -> str:
     return "".join(spans)
 
 
-def _html_table(rows: Sequence[_Row]) -> list[str]:
+def _html_table(rows: Sequence[Row]) -> list[str]:
     out = [
         "<table>",
         (
@@ -105,14 +105,14 @@ def _html_table(rows: Sequence[_Row]) -> list[str]:
             f'<tr><td class="num">{"-" if row.rank is None else row.rank}</td>'
             f'<td><a href="#{_h(_anchor(row.id))}">{_h(row.id)}</a></td>'
             f"<td>{_h(row.description)}</td><td>{verdict}</td>"
-            f'<td class="num">{_share(row.confidence)}</td><td>{_h(row.runs_cell)}</td>'
-            f'<td class="num">{_seconds(row.seconds)}</td><td>{_h(row.reason)}</td></tr>'
+            f'<td class="num">{share_text(row.confidence)}</td><td>{_h(row.runs_cell)}</td>'
+            f'<td class="num">{seconds_text(row.seconds)}</td><td>{_h(row.reason)}</td></tr>'
         )
     out += ["</tbody>", "</table>"]
     return out
 
 
-def _run_id(run: _Run, seen: set[str]) -> str:
+def _run_id(run: Run, seen: set[str]) -> str:
     base = "run-" + re.sub(r"[^A-Za-z0-9._-]", "-", f"{run.owner}-{run.attempt}")
     candidate, suffix = base, 2
     while candidate in seen:
@@ -121,7 +121,7 @@ def _run_id(run: _Run, seen: set[str]) -> str:
     return candidate
 
 
-def _timeline(runs: Sequence[_Run]) -> list[str]:
+def _timeline(runs: Sequence[Run]) -> list[str]:
     placed = [run for run in runs if run.slot is not None and run.started_at > 0]
     on_timeline = {id(run) for run in placed}
     unplaced = [run for run in runs if id(run) not in on_timeline]
@@ -151,10 +151,11 @@ def _timeline(runs: Sequence[_Run]) -> list[str]:
                 )
             out.append("</div></div>")
         ticks = "".join(
-            f'<span class="tick" style="left:{share * 100:.0f}%">+{_seconds(span * share)}</span>'
+            f'<span class="tick" style="left:{share * 100:.0f}%">'
+            f"+{seconds_text(span * share)}</span>"
             for share in (0.0, 0.25, 0.5, 0.75)
         )
-        ticks += f'<span class="tick" style="right:0">+{_seconds(span)}</span>'
+        ticks += f'<span class="tick" style="right:0">+{seconds_text(span)}</span>'
         out.append(f'<div class="axis">{ticks}</div>')
     else:
         out.append("<p>No run has a start time and a concurrency slot.</p>")
@@ -171,7 +172,7 @@ def _timeline(runs: Sequence[_Run]) -> list[str]:
     return out
 
 
-def _html_runs(owner: str, anchor: str, title: str, reason: str, runs: Sequence[_Run]) -> list[str]:
+def _html_runs(owner: str, anchor: str, title: str, reason: str, runs: Sequence[Run]) -> list[str]:
     out = [f'<section id="{_h(anchor)}">', f"<h3>{title}</h3>"]
     if reason:
         out.append(f"<p>{_h(reason)}</p>")
@@ -185,14 +186,14 @@ def _html_runs(owner: str, anchor: str, title: str, reason: str, runs: Sequence[
             out.append(
                 f'<tr><td>{run.attempt}</td><td><span class="swatch o-{run.outcome}"></span>'
                 f"{_h(run.outcome.replace('_', ' '))}</td><td>{_h(run.data.exit_code)}</td>"
-                f'<td class="num">{_seconds(run.duration)}</td>'
+                f'<td class="num">{seconds_text(run.duration)}</td>'
                 f"<td>{'-' if run.slot is None else run.slot}</td>"
                 f"<td>{_h(run.data.error_message)}</td><td>{logs}</td></tr>"
             )
         out.append("</tbody></table>")
     for run in runs:
         for key in ("stderr", "stdout"):
-            text = _tail(run.text(key))
+            text = tail_lines(run.text(key))
             if text.strip():
                 out.append(
                     f"<details><summary>{_h(owner)} run {run.attempt}: last lines of {key}"
@@ -205,31 +206,31 @@ def _html_runs(owner: str, anchor: str, title: str, reason: str, runs: Sequence[
 def render_html(doc: Mapping[str, Any]) -> str:
     """One self-contained page (inline CSS, no script, no external URL) with a timeline."""
     document = parse(doc)
-    rows = _rows(document)
-    control = _control_runs(document)
-    action, message, steps = _recommendation(document)
+    rows = hypothesis_rows(document)
+    control = control_runs(document)
+    action, message, steps = recommendation(document)
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>refute: {_h(_bug(document))}</title>",
+        f"<title>refute: {_h(bug_text(document))}</title>",
         f"<style>{_CSS}</style>",
         "</head>",
         "<body>",
-        f"<h1>refute: {_h(_bug(document))}</h1>",
-        f'<p class="meta">{_h(_session_line(document))}</p>',
+        f"<h1>refute: {_h(bug_text(document))}</h1>",
+        f'<p class="meta">{_h(session_line(document))}</p>',
     ]
-    if _is_unreliable(document):
+    if is_unreliable(document):
         out.append(
             f'<p class="banner">{_h(UNRELIABLE_NOTE)} the bug on the unmodified base: '
             "no verdict below is evidence. Fix the control test first.</p>"
         )
-    out.append(f"<p><strong>Control:</strong> {_h(_control_text(document))}</p>")
+    out.append(f"<p><strong>Control:</strong> {_h(control_text(document))}</p>")
     out.append("<h2>Verdicts</h2>")
     out += _html_table(rows)
-    caveats = [caveat for row in rows for caveat in _caveats(row)]
+    caveats = [caveat for row in rows for caveat in caveat_lines(row)]
     if caveats:
         out.append(
             '<ul class="caveats">'
@@ -243,7 +244,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
     out.append(f"<p>{_h(message)}</p>")
     if steps:
         out.append("<ol>" + "".join(f"<li>{_h(step)}</li>" for step in steps) + "</ol>")
-    out.append(f"<p><strong>Timing:</strong> {_h(_timing_text(document))}</p>")
+    out.append(f"<p><strong>Timing:</strong> {_h(timing_text(document))}</p>")
     out.append("<h2>Timeline</h2>")
     out += _timeline(control + [run for row in rows for run in row.runs])
     out.append("<h2>Runs</h2>")

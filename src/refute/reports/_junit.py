@@ -7,19 +7,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from refute.reports._common import (
+    Row,
+    Run,
     RunText,
-    _bug,
-    _caveats,
-    _control_runs,
-    _control_text,
-    _one_line,
-    _recommendation,
-    _Row,
-    _rows,
-    _Run,
-    _timing_text,
+    bug_text,
+    caveat_lines,
     clean_text,
+    control_runs,
+    control_text,
+    hypothesis_rows,
+    one_line_text,
     parse,
+    recommendation,
+    timing_text,
 )
 
 __all__ = ["JUNIT_STREAM_LIMIT", "render_junit"]
@@ -28,7 +28,7 @@ __all__ = ["JUNIT_STREAM_LIMIT", "render_junit"]
 JUNIT_STREAM_LIMIT: Final = 16_000
 
 
-def _junit_result(row: _Row) -> tuple[str | None, str]:
+def _junit_result(row: Row) -> tuple[str | None, str]:
     """(element, message) for a hypothesis; element None means the testcase passed."""
     note = "".join(f" [{note}]" for note in row.notes)
     reason = row.reason or row.runs_cell
@@ -58,7 +58,7 @@ _STREAMS: Final[tuple[tuple[str, RunText], ...]] = (
 )
 
 
-def _streams(runs: Sequence[_Run], key: RunText) -> str:
+def _streams(runs: Sequence[Run], key: RunText) -> str:
     blocks = []
     for run in runs:
         text = run.text(key)
@@ -67,7 +67,7 @@ def _streams(runs: Sequence[_Run], key: RunText) -> str:
     return "".join(blocks)
 
 
-def _add_streams(parent: ET.Element, runs: Sequence[_Run]) -> None:
+def _add_streams(parent: ET.Element, runs: Sequence[Run]) -> None:
     for tag, key in _STREAMS:
         text = _streams(runs, key)
         if text:
@@ -78,7 +78,7 @@ def render_junit(doc: Mapping[str, Any]) -> str:
     """JUnit XML: one testsuite, one testcase per hypothesis (docs/report.md's mapping)."""
     document = parse(doc)
     session = document.session
-    rows = _rows(document)
+    rows = hypothesis_rows(document)
     results = [_junit_result(row) for row in rows]
     elements = [element for element, _ in results]
     failures, errors = elements.count("failure"), elements.count("error")
@@ -96,27 +96,27 @@ def render_junit(doc: Mapping[str, Any]) -> str:
         root,
         "testsuite",
         {
-            "name": f"refute: {_bug(document)}",
+            "name": f"refute: {bug_text(document)}",
             **counts,
             "timestamp": clean_text(session.started_at or ""),
         },
     )
     properties = ET.SubElement(suite, "properties")
-    action, message, _ = _recommendation(document)
+    action, message, _ = recommendation(document)
     for name, value in (
         ("session", session.id),
         ("status", session.status),
         ("exit_code", session.exit_code),
-        ("control", _control_text(document)),
+        ("control", control_text(document)),
         ("recommendation", f"{action}: {message}"),
-        ("timing", _timing_text(document)),
+        ("timing", timing_text(document)),
     ):
-        ET.SubElement(properties, "property", {"name": name, "value": _one_line(value)})
+        ET.SubElement(properties, "property", {"name": name, "value": one_line_text(value)})
     # A falsified testcase has no element to carry its caveats: the suite's properties do.
     for row in rows:
-        for unreliable, line in _caveats(row):
+        for unreliable, line in caveat_lines(row):
             name = "unreliable" if unreliable else "failed_differently"
-            ET.SubElement(properties, "property", {"name": name, "value": _one_line(line)})
+            ET.SubElement(properties, "property", {"name": name, "value": one_line_text(line)})
     classname = f"refute.{clean_text(session.id or 'session')}"
     for row, (element, text) in zip(rows, results, strict=True):
         case = ET.SubElement(
@@ -125,14 +125,16 @@ def render_junit(doc: Mapping[str, Any]) -> str:
             {"classname": classname, "name": row.id, "time": f"{row.seconds:.3f}"},
         )
         if element is not None:
-            child = ET.SubElement(case, element, {"message": _one_line(text), "type": row.verdict})
+            child = ET.SubElement(
+                case, element, {"message": one_line_text(text), "type": row.verdict}
+            )
             details = [
                 row.description,
                 *(f"run {run.attempt}: {run.summary()}" for run in row.runs),
             ]
             child.text = "\n".join(part for part in details if part)
         _add_streams(case, row.runs)
-    _add_streams(suite, _control_runs(document))
+    _add_streams(suite, control_runs(document))
     ET.indent(root)
     # Every value went through clean_text, so the tree holds only characters XML 1.0 allows.
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

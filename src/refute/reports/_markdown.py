@@ -10,20 +10,20 @@ from typing import Any, Final
 from refute.reports._common import (
     MESSAGE_LIMIT,
     UNRELIABLE_NOTE,
-    _bug,
-    _caveats,
-    _control_runs,
-    _control_text,
-    _is_unreliable,
-    _one_line,
-    _recommendation,
-    _rows,
-    _seconds,
-    _session_line,
-    _share,
-    _tail,
-    _timing_text,
+    bug_text,
+    caveat_lines,
+    control_runs,
+    control_text,
+    hypothesis_rows,
+    is_unreliable,
+    one_line_text,
     parse,
+    recommendation,
+    seconds_text,
+    session_line,
+    share_text,
+    tail_lines,
+    timing_text,
 )
 
 __all__ = ["render_markdown"]
@@ -33,7 +33,7 @@ _MD_SPECIAL: Final = re.compile(r"([\\`*_\[\]|~#])")
 
 def _md(value: object) -> str:
     """Inline Markdown: one line, HTML-escaped, Markdown punctuation (`|` too) escaped."""
-    text = html.escape(_one_line(value, limit=10 * MESSAGE_LIMIT), quote=False)
+    text = html.escape(one_line_text(value, limit=10 * MESSAGE_LIMIT), quote=False)
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
@@ -46,9 +46,9 @@ def _md_code_block(text: str) -> list[str]:
 def render_markdown(doc: Mapping[str, Any]) -> str:
     """A pull-request comment: verdict table, recommendation, timing, collapsible details."""
     document = parse(doc)
-    rows = _rows(document)
-    lines = [f"## refute: {_md(_bug(document))}", "", _md(_session_line(document)), ""]
-    if _is_unreliable(document):
+    rows = hypothesis_rows(document)
+    lines = [f"## refute: {_md(bug_text(document))}", "", _md(session_line(document)), ""]
+    if is_unreliable(document):
         lines += [
             (
                 f"> **{_md(UNRELIABLE_NOTE)} the bug on the unmodified base**: "
@@ -56,7 +56,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             ),
             "",
         ]
-    lines += [f"**Control:** {_md(_control_text(document))}", ""]
+    lines += [f"**Control:** {_md(control_text(document))}", ""]
     lines += [
         "| # | Hypothesis | Description | Verdict | Confidence | Runs | Time |",
         "|--:|---|---|---|--:|---|--:|",
@@ -69,35 +69,35 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             _md(row.id),
             _md(row.description),
             verdict,
-            _share(row.confidence),
+            share_text(row.confidence),
             _md(row.runs_cell),
-            _seconds(row.seconds),
+            seconds_text(row.seconds),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    caveats = [caveat for row in rows for caveat in _caveats(row)]
+    caveats = [caveat for row in rows for caveat in caveat_lines(row)]
     if caveats:
         lines.append("")
         lines += [
             f"- {'**' if bad else ''}{_md(line)}{'**' if bad else ''}" for bad, line in caveats
         ]
-    action, message, steps = _recommendation(document)
+    action, message, steps = recommendation(document)
     lines += ["", f"**Recommendation ({_md(action)}):** {_md(message)}", ""]
     lines += [f"{number}. {_md(step)}" for number, step in enumerate(steps, start=1)]
-    lines += ["", f"**Timing:** {_md(_timing_text(document))}", ""]
-    for owner, verdict, reason, runs in [("control", "", "", _control_runs(document))] + [
+    lines += ["", f"**Timing:** {_md(timing_text(document))}", ""]
+    for owner, verdict, reason, runs in [("control", "", "", control_runs(document))] + [
         (row.id, row.verdict_label, row.reason, row.runs) for row in rows
     ]:
         if not runs and owner == "control":
             continue
         title = f"{owner}: {verdict}" if verdict else owner
-        lines += ["<details>", f"<summary>{html.escape(_one_line(title))}</summary>", ""]
+        lines += ["<details>", f"<summary>{html.escape(one_line_text(title))}</summary>", ""]
         if reason:
             lines += [_md(reason), ""]
         for run in runs:
             lines.append(f"- run {run.attempt}: {_md(run.summary())}")
             lines += [f"  - {name} log: {_md(path)}" for name, path in run.logs()]
         for run in runs:
-            stderr = _tail(run.text("stderr"))
+            stderr = tail_lines(run.text("stderr"))
             if stderr.strip():
                 lines += [
                     "",

@@ -15,18 +15,18 @@ from refute.document import Verdict
 from refute.reports._common import (
     DIFFERENT_NOTE,
     UNRELIABLE_NOTE,
-    _bug,
-    _caveats,
-    _control_runs,
-    _control_text,
-    _is_unreliable,
-    _recommendation,
-    _rows,
-    _seconds,
-    _session_line,
-    _share,
-    _timing_text,
+    bug_text,
+    caveat_lines,
+    control_runs,
+    control_text,
+    hypothesis_rows,
+    is_unreliable,
     parse,
+    recommendation,
+    seconds_text,
+    session_line,
+    share_text,
+    timing_text,
 )
 
 __all__ = ["render_text"]
@@ -67,10 +67,10 @@ def render_text(doc: Mapping[str, Any], *, color: bool = False, width: int = 100
         # whole on one line, to be searched and copied; only the table fits the width.
         console.print(Text.assemble(*parts, style=style), soft_wrap=True)
 
-    rows = _rows(document)
-    say(("refute: ", "bold"), (_bug(document), "bold"))
-    say(_session_line(document))
-    if _is_unreliable(document):
+    rows = hypothesis_rows(document)
+    say(("refute: ", "bold"), (bug_text(document), "bold"))
+    say(session_line(document))
+    if is_unreliable(document):
         say(
             f"!! {UNRELIABLE_NOTE} the bug on the unmodified base:"
             " no verdict marked (unreliable) is evidence; fix the control first",
@@ -94,27 +94,27 @@ def render_text(doc: Mapping[str, Any], *, color: bool = False, width: int = 100
             "-" if row.rank is None else str(row.rank),
             Text(row.id),
             verdict,
-            _share(row.confidence),
-            _seconds(row.seconds),
+            share_text(row.confidence),
+            seconds_text(row.seconds),
             Text(row.runs_cell),
         )
     console.print()
     console.print(table)
-    caveats = [caveat for row in rows for caveat in _caveats(row)]
+    caveats = [caveat for row in rows for caveat in caveat_lines(row)]
     if caveats:
         console.print()
     for unreliable, line in caveats:
         say(f"!! {line}", style="bold red" if unreliable else "yellow")
     console.print()
-    say(("Control: ", "bold"), _control_text(document))
-    action, message, steps = _recommendation(document)
+    say(("Control: ", "bold"), control_text(document))
+    action, message, steps = recommendation(document)
     say("Recommendation (", (action, "bold"), f"): {message}")
     for number, step in enumerate(steps, start=1):
         say(f"  {number}. {step}")
-    say(("Timing: ", "bold"), _timing_text(document))
+    say(("Timing: ", "bold"), timing_text(document))
     console.print()
     say(("Runs and logs", "bold"))
-    control = _control_runs(document)
+    control = control_runs(document)
     groups = [("control", "", control)] if control else []
     groups += [(row.id, row.reason, row.runs) for row in rows]
     for owner, reason, runs in groups:
