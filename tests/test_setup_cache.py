@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,35 @@ async def test_a_failed_setup_says_where_its_log_is_and_is_not_cached(tmp_path: 
     assert run.metrics["setup"]["ok"] is False
     second = await _session(repo, tmp_path, fail)
     assert second.results[0].metrics["setup"]["cached"] is False  # it ran (and failed) again
+
+
+@pytest.mark.asyncio
+async def test_every_report_shows_the_setup_time_and_its_logs(tmp_path: Path):
+    from refute import app, reports  # noqa: PLC0415 - the session's use case and renderers
+
+    repo = make_repo(tmp_path / "repo")
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "bug": "b",
+                "setup": SETUP,
+                "hypotheses": [{"id": "h", "description": "d", "test": READ}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    first = await app.run_plan(plan, repo=repo)
+    timing = first["summary"]["timing"]
+    assert timing["setups_cached"] == 0
+    assert timing["setup_seconds"] > 0
+    text = reports.render(first, "text")
+    assert ", setup " in text
+    assert "setup stdout log:" in text
+    assert "setup stderr log:" in text
+    for fmt in ("json", "markdown", "junit", "html"):
+        assert "setup" in reports.render(first, fmt)
+    second = await app.run_plan(plan, repo=repo)
+    assert second["summary"]["timing"]["setups_cached"] == 1
+    assert "1 cached" in reports.render(second, "text")

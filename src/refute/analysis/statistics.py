@@ -112,8 +112,9 @@ def session_timing(
     wall_seconds: float | None,
 ) -> dict[str, Any]:
     """`summary.timing`: `wall_seconds` (the given figure, else `finished_at -
-    started_at`), `sum_run_seconds` (every run, the control's included) and `speedup`
-    (sum / wall, None without a wall time)."""
+    started_at`), `sum_run_seconds` (every run, the control's included), `speedup`
+    (sum / wall, None without a wall time) and, when the plan has a setup,
+    `setup_seconds` (the setups that ran) and `setups_cached` (those a warm slot skipped)."""
     wall = wall_seconds if wall_seconds is not None else _session_wall_seconds(session)
     if wall is not None and not (math.isfinite(wall) and wall >= 0):
         wall = None
@@ -121,8 +122,21 @@ def session_timing(
     if control is not None:
         runs.extend(control.get("runs") or [])
     total = sum(run_duration(run) for run in runs)
-    return {
+    timing: dict[str, Any] = {
         "wall_seconds": round(wall, 3) if wall is not None else None,
         "sum_run_seconds": round(total, 3),
         "speedup": round(total / wall, 2) if wall else None,
     }
+    # Each worktree's setup once: runs of the same worktree carry the same record.
+    setups: dict[tuple[object, ...], Mapping[str, Any]] = {}
+    for run in runs:
+        setup = (run.get("metrics") or {}).get("setup")
+        if isinstance(setup, Mapping):
+            setups[
+                (run.get("hypothesis_id"), tuple(setup.get("logs") or ()), setup.get("cached"))
+            ] = setup
+    if setups:
+        ran = [float(s.get("seconds") or 0.0) for s in setups.values() if not s.get("cached")]
+        timing["setup_seconds"] = round(sum(ran), 3)
+        timing["setups_cached"] = sum(1 for s in setups.values() if s.get("cached"))
+    return timing

@@ -152,6 +152,17 @@ class _Part(BaseModel):
 # -- runs -----------------------------------------------------------------------------------
 
 
+class SetupRecord(_Part):
+    """How the setup of a run's worktree went: `cached` when a warm slot skipped it."""
+
+    schema_optional = frozenset({"ok", "cached", "seconds", "logs"})
+
+    ok: bool = True
+    cached: bool = False
+    seconds: Seconds = 0.0
+    logs: list[str] = Field(default_factory=list)
+
+
 class Metrics(_Part):
     """A run's `metrics`: each key present when it applies, unknown keys allowed."""
 
@@ -169,6 +180,7 @@ class Metrics(_Part):
     leftover_processes_killed: Later[Count] = None
     output_abandoned: bool = False
     notes: list[str] = Field(default_factory=list)
+    setup: SetupRecord | None = None  # how the run's worktree was set up (plans with a setup)
 
 
 class RunRecord(_Part):
@@ -287,9 +299,7 @@ class SessionInfo(_Part):
 class ControlSpec(_Part):
     """What the control runs: the reproduction test on the unmodified base."""
 
-    schema_optional = frozenset(
-        {"shell", "env", "repeat", "timeout", "runner", "failure_pattern"}
-    )
+    schema_optional = frozenset({"shell", "env", "repeat", "timeout", "runner", "failure_pattern"})
 
     test: Command = None
     shell: bool = False
@@ -417,9 +427,13 @@ class Recommendation(_Part):
 class Timing(_Part):
     """Wall time, the sum of run time, and their ratio."""
 
+    schema_optional = frozenset({"setup_seconds", "setups_cached"})
+
     wall_seconds: Later[Seconds] = None
     sum_run_seconds: Later[Seconds] = None
     speedup: Seconds | None = None
+    setup_seconds: Seconds | None = None  # the setups that ran (cached ones took none)
+    setups_cached: Count | None = None
 
 
 class Summary(_Part):

@@ -178,7 +178,14 @@ class Run:
 
     def logs(self) -> list[tuple[str, str]]:
         logs = [("stdout", self.text("stdout_log")), ("stderr", self.text("stderr_log"))]
+        setup = self.data.metrics.setup
+        if setup is not None and not setup.cached:
+            logs += [(f"setup {_stream(path)}", clean_text(path)) for path in setup.logs]
         return [(name, path) for name, path in logs if path]
+
+
+def _stream(path: str) -> str:
+    return "stderr" if path.endswith("stderr.log") else "stdout"
 
 
 def _make_runs(owner: str, runs: list[RunRecord]) -> list[Run]:
@@ -325,6 +332,9 @@ def timing_text(doc: SessionDocument) -> str:
     speedup = _finite(timing.speedup)
     wall, total = seconds_text(timing.wall_seconds), seconds_text(timing.sum_run_seconds)
     head = f"wall {wall}, sum of run time {total}"
+    if timing.setup_seconds is not None:
+        cached = f", {timing.setups_cached} cached" if timing.setups_cached else ""
+        head += f", setup {seconds_text(timing.setup_seconds)}{cached}"
     if speedup is None:
         return f"{head}; no speedup estimate (no wall time)"
     if speedup < 1:
