@@ -36,6 +36,14 @@ from typing import TypeVar
 from refute.engine.output import OutputCapture
 from refute.engine.sweep import KILL_WAIT, find_marked, is_alive, killpg, terminate
 
+__all__ = [
+    "ProcessOutcome",
+    "ProcessSpec",
+    "run_process",
+    "shielded",
+]
+
+
 _T = TypeVar("_T")
 _READ_CHUNK = 64 * 1024
 #: How long a pipe may stay open after the tree is gone before /proc is swept for a holder.

@@ -20,6 +20,18 @@ from refute.errors import GitError, RepositoryError, WorktreeError
 from refute.paths import repo_id
 from refute.workspace.git import git_out, run_git
 
+__all__ = [
+    "Repository",
+    "add_worktree",
+    "apply_patch",
+    "force_rmtree",
+    "forget_admin_entry",
+    "remove_worktree",
+    "resolve_base",
+    "verify_worktree",
+]
+
+
 #: Lock errors that are worth a retry (another git process held a lock for a moment).
 _LOCK_HINTS = (
     "index.lock",
