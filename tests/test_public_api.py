@@ -122,3 +122,26 @@ def test_seed_names_are_the_model_and_executor_classes() -> None:
 def test_version_is_a_string() -> None:
     assert isinstance(refute.__version__, str)
     assert refute.__version__
+
+
+def test_every_public_module_declares_all() -> None:
+    """Every module whose name has no leading underscore says what it exports."""
+    import ast  # noqa: PLC0415 - only this test reads the source
+    from pathlib import Path  # noqa: PLC0415
+
+    src = Path(refute.__file__).parent
+    missing = []
+    for path in sorted(src.rglob("*.py")):
+        if (path.name.startswith("_") and path.name != "__init__.py") or path.name == "__main__.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign | ast.AnnAssign)
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(target, ast.Name)
+        }
+        if "__all__" not in names:
+            missing.append(str(path.relative_to(src)))
+    assert missing == []
