@@ -202,9 +202,10 @@ def _python_worker(runner: str, wl: Workload, cwd: Path, profile_out: str | None
     t0 = time.perf_counter()
     _import_runner(runner)
     startup = time.perf_counter() - t0
-    # Every Python worker imports refute, so the three start from the same baseline memory
-    # and the peak-RSS comparison measures the engines, not the import lists.
-    importlib.import_module("refute")
+    # Every Python worker imports refute's engine (`import refute` alone is lazy), so the
+    # three start from the same baseline memory and the peak-RSS comparison measures the
+    # engines, not the import lists.
+    _import_runner("refute")
     run = PREPARE[runner](wl, cwd)
     baseline = _vm_hwm_kib()
     self0 = resource.getrusage(resource.RUSAGE_SELF)

@@ -4,6 +4,7 @@ started or never finished looks like, and how log files are named."""
 
 from __future__ import annotations
 
+import functools
 import re
 import signal
 from pathlib import Path
@@ -48,7 +49,7 @@ def outcome_result(
     exit_code: int
     message = ""
     stdout, stderr = outcome.stdout.text(), outcome.stderr.text()
-    runner = runners.detect(spec.argv, job.runner)
+    runner = _runner_of(tuple(spec.argv), job.runner)
     if outcome.spawn_error is not None:
         result, exit_code, message = _spawn_failure(outcome.spawn_error, spec)
     elif outcome.timed_out:
@@ -97,6 +98,14 @@ def outcome_result(
         stderr_log=str(spec.stderr_log) if spec.stderr_log and not outcome.stderr.log_error else "",
         started_at=outcome.started_at,
     )
+
+
+@functools.lru_cache(maxsize=512)
+def _runner_of(argv: tuple[str, ...], choice: str) -> runners.Runner:
+    """`runners.detect`, once per command: it is pure (it reads only the words), its answer
+    is immutable, and a batch runs the same commands again and again (every repeat, and
+    hypotheses that share a command); a shell command costs ~0.1 ms to parse each time."""
+    return runners.detect(argv, choice)
 
 
 def _classify(

@@ -50,10 +50,27 @@ from refute.workspace.worktrees import (
     verify_worktree,
 )
 
+__all__ = [
+    "INDEX_CHECKED",
+    "MIN_FREE_BYTES",
+    "Lease",
+    "WorktreePool",
+    "index_signature",
+    "init_submodules",
+    "pool_root",
+]
+
+
 #: Refuse to create a worktree when less than this is free on the cache's filesystem.
 MIN_FREE_BYTES = 256 * 1024 * 1024
 #: Lease info key: the stat signature of the slot's index when its flags were last checked.
 INDEX_CHECKED = "index_checked"
+
+
+@dataclass(frozen=True)
+class _Check:
+    pristine: bool
+    detached: bool
 
 
 @dataclass
@@ -234,7 +251,8 @@ class WorktreePool:
         path = lease.path
         if (path / ".gitmodules").is_file():
             await self._init_submodules(path)
-        if await self._is_pristine(path, sha, lease.info):
+        check = await self._check(path, sha, lease.info)
+        if check.pristine:
             return
         excludes = [arg for keep in self.keep_paths for arg in ("-e", f"/{keep}")]
         for attempt in range(2):
@@ -248,8 +266,10 @@ class WorktreePool:
                     )
                     Path(index).unlink(missing_ok=True)
                 # Detach first: a test may have switched the slot to one of the user's
-                # branches, and `reset --hard` would move that branch.
-                await run_git(["update-ref", "--no-deref", "HEAD", sha], cwd=path)
+                # branches, and `reset --hard` would move that branch. (A detached HEAD is
+                # moved by the reset itself: the usual case, a new base.)
+                if attempt or not check.detached:
+                    await run_git(["update-ref", "--no-deref", "HEAD", sha], cwd=path)
                 await run_git(
                     ["-c", "checkout.workers=0", "reset", "--quiet", "--hard", sha], cwd=path
                 )
@@ -260,34 +280,44 @@ class WorktreePool:
                 if attempt:
                     raise
                 continue
-            if await self._is_pristine(path, sha, lease.info):
+            if (await self._check(path, sha, lease.info)).pristine:
                 return
         raise WorktreeError(f"slot {lease.name} is not clean after reset")
 
     def _kept(self, entry: str) -> bool:
         return any(entry == keep or entry.startswith(f"{keep}/") for keep in self.keep_paths)
 
-    async def _is_pristine(self, path: Path, sha: str, info: dict[str, Any]) -> bool:
-        """Detached at `sha`, nothing modified, untracked or ignored (apart from kept paths),
-        and no index entry flagged assume-unchanged or skip-worktree (which hide changes).
+    async def _check(self, path: Path, sha: str, info: dict[str, Any]) -> _Check:
+        """Pristine: detached at `sha`, nothing modified, untracked or ignored (apart from
+        kept paths), and no index entry flagged assume-unchanged or skip-worktree (which
+        hide changes). Also says whether HEAD is detached.
 
         `info` (the lease's) remembers the index file whose flags were found clean, so the
         flags are read again only from an index that changed (see the module docstring).
         """
         status = await self._status(path)
+        at_sha = clean = True
+        head: str | None = None
         for line in status.stdout.splitlines():
             if line.startswith("# branch.oid "):
-                if line.split()[2] != sha:
-                    return False
+                at_sha = line.split()[2] == sha
             elif line.startswith("# branch.head "):
-                if line.split(maxsplit=2)[2] != "(detached)":
-                    return False
+                head = line.split(maxsplit=2)[2]
             elif line.startswith("#") or (
                 line[:2] in ("! ", "? ") and self._kept(line[2:].strip('"').rstrip("/"))
             ):
                 continue
             else:
-                return False
+                clean = False
+                break  # the branch headers come first
+        detached = head == "(detached)"
+        if not (at_sha and head in (None, "(detached)") and clean):
+            return _Check(pristine=False, detached=detached)
+        return _Check(pristine=await self._flags_clean(path, info), detached=detached)
+
+    async def _flags_clean(self, path: Path, info: dict[str, Any]) -> bool:
+        """No index entry flagged assume-unchanged or skip-worktree (`ls-files -v`), unless
+        the index is the very file found clean last time (see the module docstring)."""
         signature = index_signature(path)
         if signature is not None and signature == info.get(INDEX_CHECKED):
             return True  # the same index file as at the last check: the same flags
