@@ -16,8 +16,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import psutil
-
 from refute.errors import ConfigError, InvalidIdError
 
 __all__ = [
@@ -330,6 +328,8 @@ def auto_concurrency() -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cpus = os.cpu_count() or 1
+    import psutil  # noqa: PLC0415 - only `auto` needs it; kept off every start-up
+
     by_memory = int(psutil.virtual_memory().available // AUTO_MEMORY_PER_TEST)
     return max(1, min(cpus, by_memory))
 

@@ -3,32 +3,15 @@
 A session document (docs/report.md) is what the store keeps, `refute show --format json`
 prints and every report renders. `vocabulary` spells its words (statuses, outcomes,
 verdicts, ...), `models` describes its shape as pydantic models, `schema` generates its
-JSON Schema from them. This module only re-exports. It sits at the bottom of the house:
-it imports nothing of refute but `refute.model`.
+JSON Schema from them. This module only re-exports; the models and the schema (pydantic)
+are imported on first use (PEP 562), so reading the vocabulary (`EXIT_CODES` for the CLI's
+start) costs no pydantic import. It sits at the bottom of the house: it imports nothing of
+refute but `refute.model`.
 """
 
-from refute.document.models import (
-    ANALYSIS_KEYS,
-    Base,
-    ControlAnalysis,
-    ControlEntry,
-    ControlSpec,
-    HypothesisAnalysis,
-    HypothesisEntry,
-    HypothesisSpec,
-    Metrics,
-    OutcomeCounts,
-    ParallelDecisionRecord,
-    Recommendation,
-    RunRecord,
-    SessionDocument,
-    SessionInfo,
-    Settings,
-    Summary,
-    Timing,
-    VerdictCounts,
-)
-from refute.document.schema import JSON_SCHEMA_DIALECT, document_json_schema, explain
+import importlib as _importlib
+import typing as _typing
+
 from refute.document.vocabulary import (
     ACTIONS,
     CONTROL_ID,
@@ -102,3 +85,65 @@ __all__ = [
     "document_json_schema",
     "explain",
 ]
+
+_LAZY: dict[str, str] = {
+    "ANALYSIS_KEYS": "refute.document.models",
+    "Base": "refute.document.models",
+    "ControlAnalysis": "refute.document.models",
+    "ControlEntry": "refute.document.models",
+    "ControlSpec": "refute.document.models",
+    "HypothesisAnalysis": "refute.document.models",
+    "HypothesisEntry": "refute.document.models",
+    "HypothesisSpec": "refute.document.models",
+    "Metrics": "refute.document.models",
+    "OutcomeCounts": "refute.document.models",
+    "ParallelDecisionRecord": "refute.document.models",
+    "Recommendation": "refute.document.models",
+    "RunRecord": "refute.document.models",
+    "SessionDocument": "refute.document.models",
+    "SessionInfo": "refute.document.models",
+    "Settings": "refute.document.models",
+    "Summary": "refute.document.models",
+    "Timing": "refute.document.models",
+    "VerdictCounts": "refute.document.models",
+    "JSON_SCHEMA_DIALECT": "refute.document.schema",
+    "document_json_schema": "refute.document.schema",
+    "explain": "refute.document.schema",
+}
+
+if _typing.TYPE_CHECKING:
+    from refute.document.models import (
+        ANALYSIS_KEYS,
+        Base,
+        ControlAnalysis,
+        ControlEntry,
+        ControlSpec,
+        HypothesisAnalysis,
+        HypothesisEntry,
+        HypothesisSpec,
+        Metrics,
+        OutcomeCounts,
+        ParallelDecisionRecord,
+        Recommendation,
+        RunRecord,
+        SessionDocument,
+        SessionInfo,
+        Settings,
+        Summary,
+        Timing,
+        VerdictCounts,
+    )
+    from refute.document.schema import JSON_SCHEMA_DIALECT, document_json_schema, explain
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'refute.document' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

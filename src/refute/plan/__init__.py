@@ -5,36 +5,75 @@
 turn a plan into the seed's objects; `plan_json_schema` is what `refute schema` prints.
 """
 
-from refute.plan.errors import Loc
-from refute.plan.fields import (
-    RESERVED_IDS,
-    Command,
-    Count,
-    Env,
-    Estimate,
-    Outcome,
-    Seconds,
-    Share,
-    Text,
-    Weight,
-)
-from refute.plan.loader import MAX_NESTING, MAX_PLAN_BYTES
-from refute.plan.models import (
-    PATCH_SOURCES,
-    PLAN_SCHEMA_URI,
-    ControlSpec,
-    Defaults,
-    HypothesisSpec,
-    Plan,
-    Ranking,
-    load_plan,
-    parse_plan,
-    plan_json_schema,
-    to_config,
-    to_control,
-    to_hypotheses,
-)
-from refute.plan.ranking import RankedHypothesis, RunOrder, rank, score
+import importlib as _importlib
+import typing as _typing
+
+# name -> the module that defines it; imported on first use (PEP 562), so that the cost
+# model (`refute.plan.cost`, which the seed API uses) does not load pydantic.
+_LAZY: dict[str, str] = {
+    "Loc": "refute.plan.errors",
+    "RESERVED_IDS": "refute.plan.fields",
+    "Command": "refute.plan.fields",
+    "Count": "refute.plan.fields",
+    "Env": "refute.plan.fields",
+    "Estimate": "refute.plan.fields",
+    "Outcome": "refute.plan.fields",
+    "Seconds": "refute.plan.fields",
+    "Share": "refute.plan.fields",
+    "Text": "refute.plan.fields",
+    "Weight": "refute.plan.fields",
+    "MAX_NESTING": "refute.plan.loader",
+    "MAX_PLAN_BYTES": "refute.plan.loader",
+    "PATCH_SOURCES": "refute.plan.models",
+    "PLAN_SCHEMA_URI": "refute.plan.models",
+    "ControlSpec": "refute.plan.models",
+    "Defaults": "refute.plan.models",
+    "HypothesisSpec": "refute.plan.models",
+    "Plan": "refute.plan.models",
+    "Ranking": "refute.plan.models",
+    "load_plan": "refute.plan.models",
+    "parse_plan": "refute.plan.models",
+    "plan_json_schema": "refute.plan.models",
+    "to_config": "refute.plan.models",
+    "to_control": "refute.plan.models",
+    "to_hypotheses": "refute.plan.models",
+    "RankedHypothesis": "refute.plan.ranking",
+    "RunOrder": "refute.plan.ranking",
+    "rank": "refute.plan.ranking",
+    "score": "refute.plan.ranking",
+}
+
+if _typing.TYPE_CHECKING:
+    from refute.plan.errors import Loc
+    from refute.plan.fields import (
+        RESERVED_IDS,
+        Command,
+        Count,
+        Env,
+        Estimate,
+        Outcome,
+        Seconds,
+        Share,
+        Text,
+        Weight,
+    )
+    from refute.plan.loader import MAX_NESTING, MAX_PLAN_BYTES
+    from refute.plan.models import (
+        PATCH_SOURCES,
+        PLAN_SCHEMA_URI,
+        ControlSpec,
+        Defaults,
+        HypothesisSpec,
+        Plan,
+        Ranking,
+        load_plan,
+        parse_plan,
+        plan_json_schema,
+        to_config,
+        to_control,
+        to_hypotheses,
+    )
+    from refute.plan.ranking import RankedHypothesis, RunOrder, rank, score
 
 __all__ = [
     "MAX_NESTING",
@@ -68,3 +107,16 @@ __all__ = [
     "to_control",
     "to_hypotheses",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'refute.plan' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -47,7 +47,9 @@ _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
 _WRAPPERS = frozenset({"exec", "command", "nice", "time", "nohup"})  # they run the next word
 _SHELL_STEPS = frozenset({"cd", "pushd", "export", "set", "source", ".", "umask", "ulimit"})
 _OPERATORS = frozenset(";&|()\n")
-_NOT_PATHS = frozenset({"PWD", "OLDPWD", "_"})  # the shell's bookkeeping, reset by shells
+# The shell's bookkeeping (reset by shells), and pyenv's shims, which set PYENV_DIR to the
+# directory they were started from: none of them says where a test's code comes from.
+_NOT_PATHS = frozenset({"PWD", "OLDPWD", "_", "PYENV_DIR"})
 _VENV_FIX = (
     "create a venv in the worktree instead (`python -m venv .venv && .venv/bin/pip install "
     "-e .` with shell: true, and run the tests with .venv/bin/python)"
