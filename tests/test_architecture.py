@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "refute"
 FRONT = {"cli", "compat", "mcp"}
 APP = {"app"}
 MIDDLE = {"plan", "workspace", "engine", "analysis", "store", "reports"}
-BOTTOM = {"document", "model", "errors", "paths", "owners"}
+BOTTOM = {"document", "model", "errors", "paths", "owners", "lazy"}
 RANK = {**dict.fromkeys(FRONT, 3), **dict.fromkeys(APP, 2), **dict.fromkeys(MIDDLE, 1)}
 RANK.update(dict.fromkeys(BOTTOM, 0))
 

@@ -7,8 +7,9 @@ Names are imported on first use (PEP 562), so `import refute` and `refute --vers
 cheap; `tests/test_public_api.py` keeps `__all__` and the real exports in step.
 """
 
-import importlib as _importlib
 import typing as _typing
+
+from refute.lazy import lazy_exports as _lazy_exports
 
 __version__ = "0.1.0"
 
@@ -110,15 +111,4 @@ if _typing.TYPE_CHECKING:  # what the lazy names are, for type checkers
     from refute.plan import load_plan
     from refute.plan.cost import CostModel, ParallelDecision
 
-
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'refute' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, __all__)

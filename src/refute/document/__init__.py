@@ -9,7 +9,6 @@ start) costs no pydantic import. It sits at the bottom of the house: it imports 
 refute but `refute.model`.
 """
 
-import importlib as _importlib
 import typing as _typing
 
 from refute.document.vocabulary import (
@@ -37,6 +36,7 @@ from refute.document.vocabulary import (
     SupportedIf,
     Verdict,
 )
+from refute.lazy import lazy_exports as _lazy_exports
 
 __all__ = [
     "ACTIONS",
@@ -135,15 +135,4 @@ if _typing.TYPE_CHECKING:
     )
     from refute.document.schema import JSON_SCHEMA_DIALECT, document_json_schema, explain
 
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'refute.document' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, __all__)

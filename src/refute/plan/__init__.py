@@ -5,8 +5,9 @@
 turn a plan into the seed's objects; `plan_json_schema` is what `refute schema` prints.
 """
 
-import importlib as _importlib
 import typing as _typing
+
+from refute.lazy import lazy_exports as _lazy_exports
 
 # name -> the module that defines it; imported on first use (PEP 562), so that the cost
 # model (`refute.plan.cost`, which the seed API uses) does not load pydantic.
@@ -108,15 +109,4 @@ __all__ = [
     "to_hypotheses",
 ]
 
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'refute.plan' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, __all__)
