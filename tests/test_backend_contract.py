@@ -24,6 +24,7 @@ from refute.engine.local import LocalBackend
 from refute.engine.protocol import Backend, Batch, BatchSettings, Job, RunEvent
 from refute.errors import CheckoutError
 from refute.model import CheckoutRequest, TestExecutionResult, TestResult
+from scripts import DOUBLE_FORK_DAEMON
 
 PY = sys.executable
 #: Seconds any single wait may take on a loaded machine; the tests' commands sleep far longer.
@@ -68,30 +69,6 @@ with open(stem + ".main.tmp", "w") as f:
 os.rename(stem + ".main.tmp", stem + ".main")
 print("tree ready", flush=True)
 time.sleep(300)
-"""
-
-# Forks; the child calls setsid and forks again; the grandchild (the daemon) points its
-# stdio at /dev/null, records its pid and sleeps. The main process exits once it has.
-ESCAPING_DAEMON = r"""
-import os, sys, time
-pidfile = sys.argv[1]
-pid = os.fork()
-if pid == 0:
-    os.setsid()
-    if os.fork() == 0:
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        os.close(null)
-        with open(pidfile + ".tmp", "w") as f:
-            f.write(str(os.getpid()))
-        os.rename(pidfile + ".tmp", pidfile)
-        time.sleep(300)
-    os._exit(0)
-os.waitpid(pid, 0)
-deadline = time.monotonic() + 60
-while not os.path.exists(pidfile) and time.monotonic() < deadline:
-    time.sleep(0.01)
 """
 
 # One job's tree for the concurrency test: the main process registers itself in a shared
@@ -420,7 +397,7 @@ async def test_an_escaped_daemon_is_swept_by_the_end_of_the_batch(
 ):
     pidfile = tmp_path / "daemon.pid"
     async with backend.batch(settings(tmp_path)) as batch:
-        batch.submit(Job("escapes", argv=py(ESCAPING_DAEMON, str(pidfile)), cwd=work))
+        batch.submit(Job("escapes", argv=py(DOUBLE_FORK_DAEMON, "exit", str(pidfile)), cwd=work))
         batch.close()
         [result] = [r async for r in batch]
     assert result.result is TestResult.PASS, (result.error_message, result.stderr)
