@@ -115,14 +115,14 @@ async def one_round(repo: Path, count: int, home: Path) -> dict[str, float]:
     # tear the pool down, then 8 concurrent creations on an empty pool
     leases = [await pool.acquire(sha, f"h{i}") for i in range(count)]
     for lease in leases:
-        await pool.discard(lease)
+        await pool.destroy_slot(lease.name, lease.fd)
     start = time.perf_counter()
     leases = await asyncio.gather(*(pool.acquire(sha, f"c{i}") for i in range(count)))
     figures["concurrent-wall"] = time.perf_counter() - start
     if not all(lease.fresh for lease in leases):
         raise RuntimeError("expected fresh creations")
     for lease in leases:
-        await pool.discard(lease)
+        await pool.destroy_slot(lease.name, lease.fd)
     force_rmtree(raw_root)
     return figures
 
