@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_KEEP_PATHS",
     "DEFAULT_SETUP_TIMEOUT",
     "DEFAULT_TEST_TIMEOUT",
+    "ISOLATIONS",
     "CheckoutRequest",
     "FalsificationConfig",
     "Hypothesis",
@@ -43,6 +44,10 @@ DEFAULT_TEST_TIMEOUT = 300.0
 DEFAULT_CONCURRENCY = 5
 DEFAULT_SETUP_TIMEOUT = 600.0
 DEFAULT_KEEP_PATHS = (".venv", "venv", "node_modules")
+
+#: How a test is kept from the user's repository: its own worktree (the default), or also a
+#: sandbox where everything but that worktree is read-only (docs/sandbox.md).
+ISOLATIONS = ("worktree", "sandbox")
 
 #: Memory budget assumed per concurrent test when `max_concurrent_tests="auto"`.
 AUTO_MEMORY_PER_TEST = 512 * 1024 * 1024
@@ -159,6 +164,7 @@ class Hypothesis:
     commit: str | None = None
     revert: str | None = None
     base: str | None = None  # tested at this commit-ish instead of the session's base
+    isolation: str = "worktree"  # one of ISOLATIONS
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -182,6 +188,9 @@ class Hypothesis:
         for key, value in self.env.items():
             if not isinstance(key, str) or not isinstance(value, str) or "=" in key or not key:
                 raise ConfigError("env", f"names and values must be strings: {key!r}={value!r}")
+        if self.isolation not in ISOLATIONS:
+            choices = " or ".join(ISOLATIONS)
+            raise ConfigError("isolation", f"must be {choices}, got {self.isolation!r}")
 
     def argv(self) -> list[str] | None:
         """The command to run, as an argv list, or None for the seed's script convention."""

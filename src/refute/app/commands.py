@@ -53,6 +53,7 @@ class RunOptions:
     max_hypotheses: int | None = None
     keep_worktrees: bool = False
     halt: bool = True  # False: `--no-halt`, run everything even when the control passes
+    sandbox: bool = False  # `--sandbox`: every test with `isolation: sandbox`
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ async def _spec(plan: Plan, plan_path: Path, repo: Path, options: RunOptions | N
         max_hypotheses=opts.max_hypotheses,
         keep_worktrees=opts.keep_worktrees,
         halt=opts.halt,
+        sandbox=opts.sandbox,
     )
 
 

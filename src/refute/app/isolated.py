@@ -16,6 +16,7 @@ everything afterwards, shielded from cancellation. Guarantees:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,7 @@ from refute.document import CONTROL_ID
 from refute.engine.local import LocalBackend, run_one
 from refute.engine.process import shielded
 from refute.engine.protocol import Backend, BatchSettings, EventCallback, Job, RunEvent
+from refute.engine.sandbox import SandboxMounts, unavailable_reason
 from refute.engine.sweep import SCOPE_VARIABLE, stop_orphans
 from refute.errors import ConfigError, PlanCheckError, RepositoryError
 from refute.model import (
@@ -46,6 +48,7 @@ from refute.workspace.checkouts import (
     SetupOutcome,
     SetupRunner,
 )
+from refute.workspace.confinement import SandboxLayout
 from refute.workspace.git import without_local_vars
 from refute.workspace.pool import WorktreePool
 from refute.workspace.reconcile import CleanReport, reconcile
@@ -56,6 +59,7 @@ __all__ = [
     "IsolatedRun",
     "IsolationOptions",
     "clean_after_dead",
+    "require_sandbox",
     "resolve_refs",
     "run_isolated",
     "test_environment",
@@ -161,12 +165,29 @@ def _leak_line(leak: Leak) -> str:
     return f"{where}: {leak.message}"
 
 
+async def require_sandbox(hypotheses: Sequence[Hypothesis]) -> None:
+    """Refuse (exit 2, one line) when a hypothesis asks for `isolation: sandbox` and this
+    machine cannot give it: never a silent downgrade to a plain worktree."""
+    if any(hyp.isolation == "sandbox" for hyp in hypotheses):
+        why = await asyncio.to_thread(unavailable_reason)
+        if why is not None:
+            raise PlanCheckError([f"isolation 'sandbox' is unavailable: {why}"])
+
+
+def _sandbox_of(layout: SandboxLayout) -> Callable[[Path], SandboxMounts]:
+    def mounts(worktree: Path) -> SandboxMounts:
+        return SandboxMounts(*layout.mounts(worktree))
+
+    return mounts
+
+
 def _job(
     hyp: Hypothesis,
     config: FalsificationConfig,
     request: CheckoutRequest,
     attempt: int,
     worktree_env: Mapping[str, str],
+    layout: SandboxLayout,
 ) -> Job:
     return Job(
         key=hyp.id,
@@ -179,6 +200,7 @@ def _job(
         runner=hyp.runner,
         failure_pattern=hyp.failure_pattern,
         worktree_env=dict(worktree_env),
+        sandbox=_sandbox_of(layout) if hyp.isolation == "sandbox" else None,
     )
 
 
@@ -246,6 +268,7 @@ async def run_isolated(
     leaks = await find_leaks(repo, hypotheses, environment, commits, setup=opts.setup)
     if leaks.problems:  # the checkout would leak into a test: refuse before anything exists
         raise PlanCheckError([_leak_line(leak) for leak in leaks.problems])
+    await require_sandbox(hypotheses)
     concurrency = cfg.concurrency()
     settings = BatchSettings(
         concurrency=concurrency,
@@ -257,6 +280,7 @@ async def run_isolated(
     pool = WorktreePool(
         repo, capacity=opts.pool_capacity or concurrency, keep_paths=opts.keep_paths
     )
+    layout = SandboxLayout(repo, pool.root)
     checkouts = Checkouts(
         repo,
         pool,
@@ -299,7 +323,7 @@ async def run_isolated(
                 request = _request(hyp, opts, sha, shas)
                 extra = leaks.worktree_env.get(hyp.id, {})
                 for attempt in _attempts_of(hyp, attempts):
-                    batch.submit(_job(hyp, cfg, request, attempt, extra))
+                    batch.submit(_job(hyp, cfg, request, attempt, extra, layout))
                     control_left += hyp.id == CONTROL_ID
             batch.close()
             reproduced = False

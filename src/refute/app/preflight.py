@@ -10,6 +10,7 @@ warning, not a problem: the setup may create it (a virtualenv's `.venv/bin/pytes
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from refute.app.environments import find_leaks
 from refute.app.isolated import resolve_refs, test_environment
 from refute.app.spec import SessionSpec
 from refute.document import CONTROL_ID
+from refute.engine.sandbox import unavailable_reason
 from refute.model import Hypothesis
 from refute.plan import Plan
 from refute.plan.lint import lint
@@ -110,6 +112,10 @@ async def find_problems(plan: Plan, spec: SessionSpec) -> Findings:
         )
         if problem:
             found.problems.append(Finding("setup", problem))
+    if any(hyp.isolation == "sandbox" for hyp in everything):
+        why = await asyncio.to_thread(unavailable_reason)
+        if why is not None:
+            found.problems.append(Finding("isolation", f"'sandbox' is unavailable: {why}"))
     commits = {h.id: shas[h.base] if h.base else base for h in everything}
     leaks = await find_leaks(repo, everything, environment, commits, setup=spec.setup)
     for kind, items in ((found.problems, leaks.problems), (found.notes, leaks.redirected)):

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from refute import analysis
-from refute.app.isolated import IsolationOptions, run_isolated
+from refute.app.isolated import IsolationOptions, require_sandbox, run_isolated
 from refute.app.spec import SessionSpec, spec_from_document
 from refute.document import (
     CONTROL_ID,
@@ -79,6 +79,8 @@ def _extras(hyp: Hypothesis) -> dict[str, Any]:
     extras: dict[str, Any] = {name: getattr(hyp, name) for name in names if getattr(hyp, name)}
     if hyp.runner != "auto":
         extras["runner"] = hyp.runner
+    if hyp.isolation != "worktree":
+        extras["isolation"] = hyp.isolation
     return extras
 
 
@@ -222,9 +224,10 @@ async def resume(
     config: FalsificationConfig | None = None,
     on_event: EventCallback | None = None,
     on_created: CreatedCallback | None = None,
+    sandbox: bool = False,
 ) -> ResumeResult:
     """Run again exactly the attempts of `session_id` (an id or a unique prefix) that have
-    no final result."""
+    no final result; `sandbox` runs them (and records them) with `isolation: sandbox`."""
     async with BackgroundStore(store_path) as store:
         full_id = await store.call(store.store.resolve_session_id, session_id)
         unfinished = await store.call(store.store.unfinished, full_id)
@@ -232,12 +235,24 @@ async def resume(
         if not any(unfinished.values()):
             return ResumeResult(doc, ran=False)
         spec = spec_from_document(doc, config)
+        if sandbox:
+            _sandbox_all(spec, doc)
+        # Refused before the session is touched: a sandbox that is unavailable is bad input.
+        await require_sandbox([*spec.hypotheses, *([spec.control] if spec.control else [])])
         await store.call(store.store.set_status, full_id, "running")
         doc["session"]["status"] = "running"
         if on_created is not None:
             on_created(doc)
         final = await _execute(spec, store, doc, unfinished, backend or LocalBackend(), on_event)
         return ResumeResult(final, ran=True)
+
+
+def _sandbox_all(spec: SessionSpec, doc: dict[str, Any]) -> None:
+    """`resume --sandbox`: every test runs, and is recorded as run, in the sandbox."""
+    for hyp in [*spec.hypotheses, *([spec.control] if spec.control else [])]:
+        hyp.isolation = "sandbox"
+    for entry in [*doc.get("hypotheses", []), *([doc["control"]] if doc.get("control") else [])]:
+        entry["isolation"] = "sandbox"
 
 
 async def _execute(

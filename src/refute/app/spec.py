@@ -98,6 +98,7 @@ def spec_from_document(
             commit=h.commit,
             revert=h.revert,
             base=h.base,
+            isolation=h.isolation,
         )
         for h in document.hypotheses
     ]
@@ -112,6 +113,7 @@ def spec_from_document(
             timeout=document.control.timeout,
             runner=document.control.runner,
             failure_pattern=document.control.failure_pattern,
+            isolation=document.control.isolation,
         )
     decision = session.parallel_decision
     return SessionSpec(
@@ -152,12 +154,13 @@ async def spec_from_plan(
     max_hypotheses: int | None = None,
     keep_worktrees: bool = False,
     halt: bool = True,
+    sandbox: bool = False,
 ) -> SessionSpec:
     """Rank a validated plan and apply the command line's overrides.
 
     `timeout` replaces the plan's default timeout (a hypothesis' own `timeout` still wins);
     `repeat` replaces every repeat count, the control's included; `parallel=False` runs one
-    test at a time.
+    test at a time; `sandbox` runs every test (the control's too) with `isolation: sandbox`.
     """
     repository = await Repository.open(repo)
     # A bad base is bad input: refused here, before a session is created or anything runs.
@@ -174,6 +177,9 @@ async def spec_from_plan(
             if ref:
                 setattr(hyp, name, shas[ref])
     control = to_control(plan)
+    if sandbox:
+        for hyp in [*hypotheses, *([control] if control else [])]:
+            hyp.isolation = "sandbox"
     own_timeouts = {spec.id for spec in order.specs if spec.timeout is not None}
     for hyp in hypotheses:
         if timeout is not None and hyp.id not in own_timeouts:

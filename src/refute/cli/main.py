@@ -229,6 +229,11 @@ def _positive(name: str, value: float | None) -> None:
     help="Run every test even when the control does not reproduce the bug"
     " (default: stop the others at once and exit 3).",
 )
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Run every test with isolation: sandbox (Linux: all but its worktree read-only).",
+)
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
 def run(
     plan: Path,
@@ -241,6 +246,7 @@ def run(
     output: Path | None,
     keep_worktrees: bool,
     no_halt: bool,
+    sandbox: bool,
     repo: Path,
 ) -> int:
     """Run a plan: every hypothesis' test in its own worktree, concurrently."""
@@ -257,6 +263,7 @@ def run(
         max_hypotheses=max_hypotheses,
         keep_worktrees=keep_worktrees,
         halt=not no_halt,
+        sandbox=sandbox,
     )
     doc = _run_with_progress(
         lambda progress: app.run_plan(
@@ -296,6 +303,7 @@ def _say_if_halted(doc: dict[str, Any]) -> None:
 @click.argument("plan", type=click.Path(path_type=Path))
 @click.option("-j", "--jobs", help="Tests at once: a number or 'auto'.")
 @click.option("--max-hypotheses", type=int, help="Keep only the K best-ranked hypotheses.")
+@click.option("--sandbox", is_flag=True, help="Check as `run --sandbox` would run.")
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
 @click.option(
     "--format",
@@ -305,7 +313,9 @@ def _say_if_halted(doc: dict[str, Any]) -> None:
     show_default=True,
     help="json: the problems, warnings and what would run, for agents and scripts.",
 )
-def check(plan: Path, jobs: str | None, max_hypotheses: int | None, repo: Path, fmt: str) -> int:
+def check(
+    plan: Path, jobs: str | None, max_hypotheses: int | None, sandbox: bool, repo: Path, fmt: str
+) -> int:
     """Validate and rank a plan, check it against the repository (patches apply, commands
     exist, no shell syntax without a shell), show what would run; exit 2 on any problem."""
     from rich.table import Table  # noqa: PLC0415 - lazy: start-up
@@ -314,7 +324,7 @@ def check(plan: Path, jobs: str | None, max_hypotheses: int | None, repo: Path, 
     from refute.cli.signals import run_interruptible  # noqa: PLC0415 - lazy: start-up
 
     _positive("--max-hypotheses", max_hypotheses)
-    options = app.RunOptions(jobs=_jobs(jobs), max_hypotheses=max_hypotheses)
+    options = app.RunOptions(jobs=_jobs(jobs), max_hypotheses=max_hypotheses, sandbox=sandbox)
     report = run_interruptible(lambda: app.check(plan, repo=repo, options=options))
     spec = report.spec
     if fmt == "json":
@@ -428,14 +438,21 @@ def history(all_repos: bool, limit: int, repo: Path) -> int:
 @click.argument("session")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report to FILE.")
-def resume(session: str, fmt: str, output: Path | None) -> int:
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Run the remaining tests with isolation: sandbox (recorded so).",
+)
+def resume(session: str, fmt: str, output: Path | None, sandbox: bool) -> int:
     """Run again the tests of SESSION that have no final result (after a crash or Ctrl-C)."""
     from refute import app  # noqa: PLC0415 - lazy: start-up
 
     outcome: list[app.ResumeResult] = []
 
     async def go(progress: Progress) -> dict[str, Any]:
-        result = await app.resume(session, on_event=progress.event, on_created=progress.created)
+        result = await app.resume(
+            session, on_event=progress.event, on_created=progress.created, sandbox=sandbox
+        )
         outcome.append(result)
         return result.document
 

@@ -22,7 +22,7 @@ Field order is the order refute writes the keys in, so a document dumped from th
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 from pydantic.config import JsonDict
@@ -95,6 +95,7 @@ Share = Annotated[float, Field(ge=0, le=1)]
 HypothesisId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$")]
 Interval = Annotated[list[Share], Field(min_length=2, max_length=2)]
+Isolation = Literal["worktree", "sandbox"]  # refute.model.ISOLATIONS
 
 
 def _command(value: object) -> list[str] | str | None:
@@ -299,7 +300,9 @@ class SessionInfo(_Part):
 class ControlSpec(_Part):
     """What the control runs: the reproduction test on the unmodified base."""
 
-    schema_optional = frozenset({"shell", "env", "repeat", "timeout", "runner", "failure_pattern"})
+    schema_optional = frozenset(
+        {"shell", "env", "repeat", "timeout", "runner", "failure_pattern", "isolation"}
+    )
 
     test: Command = None
     shell: bool = False
@@ -308,6 +311,7 @@ class ControlSpec(_Part):
     timeout: Later[Timeout] = None
     runner: str = "auto"
     failure_pattern: str | None = None
+    isolation: Isolation = "worktree"
 
 
 class ControlAnalysis(_Part):
@@ -343,6 +347,7 @@ class HypothesisSpec(_Part):
             "commit",
             "revert",
             "base",
+            "isolation",
         }
     )
 
@@ -370,6 +375,7 @@ class HypothesisSpec(_Part):
     timeout: Later[Timeout] = None
     runner: str = "auto"
     failure_pattern: str | None = None
+    isolation: Isolation = "worktree"  # "sandbox": run read-only but for its worktree
 
 
 class HypothesisAnalysis(_Part):

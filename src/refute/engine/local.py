@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import secrets
 import time
@@ -17,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from refute.engine import results
+from refute.engine import results, sandbox
 from refute.engine.process import ProcessSpec, run_process, shielded
 from refute.engine.protocol import (
     BatchSettings,
@@ -274,12 +275,19 @@ class LocalBatch:
                 message = f"test script is not executable: {script}"
                 return results.error_result(job, message, 126, worktree=cwd)
             argv = [str(script)]
+        command = argv
+        if job.sandbox is not None:  # isolation: sandbox (the launcher execs the test)
+            try:
+                command = sandbox.launcher_argv(job.sandbox(cwd), argv)
+            except OSError as exc:
+                message = f"cannot lay out the sandbox: {exc}"
+                return results.error_result(job, message, 126, worktree=cwd)
         stdout_log, stderr_log = results.log_paths(self.settings.log_dir, job)
         if self.settings.log_dir is not None:
             self.settings.log_dir.mkdir(parents=True, exist_ok=True)
         marker = f"{self.token}-{number}-{job.attempt}"
         spec = ProcessSpec(
-            argv=argv,
+            argv=command,
             cwd=cwd,
             env={
                 **self.base_env,
@@ -302,7 +310,9 @@ class LocalBatch:
         spawner = self.spawner_for_next_run()
         outcome = await run_process(spec, spawner)
         self.note_spawn(outcome.spawn_seconds, inline=spawner is None)
-        return results.outcome_result(job, spec, outcome, slot)
+        # Results read the test's own command (its runner, its name), not the launcher's.
+        shown = spec if command is argv else dataclasses.replace(spec, argv=argv)
+        return results.outcome_result(job, shown, outcome, slot)
 
 
 async def run_one(job: Job, settings: BatchSettings) -> TestExecutionResult:

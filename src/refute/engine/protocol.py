@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from refute.engine.sandbox import SandboxMounts
 from refute.model import DEFAULT_TEST_TIMEOUT, CheckoutRequest, TestExecutionResult, TestResult
 
 __all__ = [
@@ -48,6 +49,8 @@ class Job:
     `worktree_env` holds variables whose values name paths in the job's own directory:
     every `{worktree}` in them is replaced by the directory the job runs in (known only
     once its checkout is leased, and different on every machine).
+    `sandbox`, when set, says what the job's directory exposes read-only and writable:
+    the command then runs through the sandbox launcher (`refute.engine.sandbox`).
     """
 
     key: str
@@ -62,6 +65,7 @@ class Job:
     failure_pattern: str | None = None
     log_stem: str | None = None
     worktree_env: Mapping[str, str] = field(default_factory=dict)
+    sandbox: Callable[[Path], SandboxMounts] | None = None
 
 
 @dataclass(frozen=True)

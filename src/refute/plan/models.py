@@ -80,6 +80,10 @@ PLAN_SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 PATCH_SOURCES = ("patch", "patch_text", "commit", "revert")
 
 
+#: `isolation`: a worktree of its own (the default), or also a sandbox (docs/sandbox.md).
+Isolation = Literal["worktree", "sandbox"]
+
+
 class _Strict(BaseModel):
     """No coercion (`id: no` stays False and is refused) and no unknown keys."""
 
@@ -129,6 +133,7 @@ class ControlSpec(_Strict):
     failure_pattern: Pattern | None = Field(
         default=None, description="Default: defaults.failure_pattern."
     )
+    isolation: Isolation | None = Field(default=None, description="Default: the plan's.")
 
     @model_validator(mode="after")
     def _splittable(self) -> Self:
@@ -186,6 +191,7 @@ class HypothesisSpec(_Strict):
     failure_pattern: Pattern | None = Field(
         default=None, description="Default: defaults.failure_pattern."
     )
+    isolation: Isolation | None = Field(default=None, description="Default: the plan's.")
     test_strategy: str = ""
     expected_behavior: str = ""
 
@@ -264,6 +270,12 @@ class Plan(_Strict):
         default=None, description="The same as defaults.runner (give one of the two)."
     )
     control: ControlSpec | None = None
+    isolation: Isolation = Field(
+        default="worktree",
+        description="worktree: each test in a worktree of its own; sandbox: also in a private "
+        "mount namespace where the user's checkout, refs, config, stash and other worktrees "
+        "are read-only (Linux; docs/sandbox.md).",
+    )
     ranking: Ranking = Ranking()
     max_hypotheses: Count | None = Field(default=None, description="Run only the top k by score.")
     concurrency: Annotated[
@@ -455,6 +467,7 @@ def to_hypotheses(
                 commit=spec.commit,
                 revert=spec.revert,
                 base=spec.base,
+                isolation=spec.isolation or plan.isolation,
             )
         )
     return result
@@ -475,6 +488,7 @@ def to_control(plan: Plan) -> Hypothesis | None:
         timeout=control.timeout if control.timeout is not None else plan.defaults.timeout,
         runner=control.runner or plan.default_runner,
         failure_pattern=control.failure_pattern or plan.defaults.failure_pattern,
+        isolation=control.isolation or plan.isolation,
     )
 
 
