@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -324,3 +325,40 @@ def test_unavailability_is_probed_once_and_is_one_line():
     assert first is None or "\n" not in first
     if sys.platform.startswith("linux") and os.path.exists("/proc/self/ns/user"):
         assert unavailable_reason.cache_info().hits >= 1
+
+
+# Inside a mount namespace of its own (root only): a shared tmpfs, a sandboxed test below it
+# that waits, and the mounts this (outer) namespace sees meanwhile, printed as a count.
+PROPAGATION = r"""
+set -e
+d="$1"; shift
+mount -t tmpfs refute-test "$d"
+mount --make-shared "$d"
+mkdir -p "$d/ro/w"
+wait_for_go='touch "$0/ready"; i=0
+while [ ! -e "$0/go" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done'
+"$@" sh -c "$wait_for_go" "$d" &
+i=0; while [ ! -e "$d/ready" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done
+grep -c " $d/ro" /proc/self/mountinfo || true
+touch "$d/go"
+wait
+"""
+
+
+@needs_sandbox
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root")
+def test_the_sandbox_mounts_do_not_propagate_to_a_shared_parent(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    mounts = SandboxMounts((shared / "ro",), (shared / "ro" / "w",))
+    argv = launcher_argv(mounts, ["__test__"])[:-1]  # the test itself comes from the script
+    proc = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", PROPAGATION, "sh", str(shared), *argv],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0", proc.stdout  # no bind of the sandbox showed up here
