@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from fakes import ScriptedBackend
 from gitutil import git, make_repo
+from refute import app
 from refute.app.isolated import run_isolated
 from refute.app.spec import spec_from_document
 from refute.engine.local import run_one
@@ -362,3 +364,38 @@ def test_the_sandbox_mounts_do_not_propagate_to_a_shared_parent(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0", proc.stdout  # no bind of the sandbox showed up here
+
+
+@needs_sandbox
+@pytest.mark.asyncio
+async def test_resume_with_sandbox_runs_and_records_the_rest_sandboxed(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    plan = tmp_path / "plan.json"
+    hyps = [
+        {"id": "done", "description": "d", "test": [PY, "-c", "0"], "probability": 0.9},
+        {"id": "hung", "description": "h", "test": [PY, "-c", "0"], "probability": 0.1},
+    ]
+    plan.write_text(json.dumps({"version": 1, "bug": "b", "hypotheses": hyps}), encoding="utf-8")
+    first = ScriptedBackend({"done": TestResult.FAIL}, hang={"hung"})
+    created: list[str] = []
+    task = asyncio.create_task(
+        app.run_plan(
+            plan, repo=repo, backend=first, on_created=lambda d: created.append(d["session"]["id"])
+        )
+    )
+    await asyncio.wait_for(first.waiting.wait(), timeout=60)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert all(job.sandbox is None for job in first.jobs)  # the plan's default: worktree
+
+    second = ScriptedBackend({"hung": TestResult.PASS})
+    resumed = await app.resume(created[0], backend=second, sandbox=True)
+    assert [job.key for job in second.jobs] == ["hung"]
+    assert all(job.sandbox is not None for job in second.jobs)
+    stored = await app.show(created[0])
+    assert {h["id"]: h.get("isolation") for h in stored["hypotheses"]} == {
+        "done": "sandbox",
+        "hung": "sandbox",
+    }
+    assert resumed.document["session"]["status"] == "completed"
