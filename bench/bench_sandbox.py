@@ -141,6 +141,7 @@ def main() -> None:
     figures: dict[str, Any] = {
         "machine": f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, uid {os.geteuid()}",
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "tests_per_phase": args.tests,
         "rounds": args.repeat,
         "probe_ms": round(probe * 1000, 1),
@@ -152,7 +153,7 @@ def main() -> None:
             (medians["session-sandbox"] - medians["session-worktree"]) * 1000, 2
         ),
     }
-    print(f"machine: {figures['machine']}")
+    print(f"machine: {figures['machine']}; load average {figures['load_average']}")
     print(f"probe (once per refute process): {figures['probe_ms']} ms")
     print(f"{'phase':18} per-test ms (median of {args.repeat} rounds x {args.tests} tests)")
     for name, value in figures["per_test_ms"].items():
