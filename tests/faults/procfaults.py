@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import yaml
 
 from conftest import TAG_VARIABLE
@@ -108,15 +107,20 @@ class Project:
         path.write_text(yaml.safe_dump(plan, sort_keys=False, width=1000), encoding="utf-8")
         return path
 
-    def start(self, plan: Path, stderr: Path) -> subprocess.Popen[bytes]:
+    def start(
+        self, plan: Path, stderr: Path, stdout: Path | None = None
+    ) -> subprocess.Popen[bytes]:
         env = {**os.environ, "REFUTE_HOME": str(self.home), TAG_VARIABLE: self.tag}
-        with open(stderr, "wb") as err:
+        with (
+            open(stderr, "wb") as err,
+            open(stdout or os.devnull, "wb") as out,
+        ):
             return subprocess.Popen(
                 [*REFUTE, "run", str(plan), "--format", "json"],
                 cwd=self.repo,
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
+                stdout=out,
                 stderr=err,
             )
 
@@ -137,23 +141,6 @@ def make_project(tmp_path: Path, lane: int = 0) -> Project:
     (repo / "debug.log").write_text("ignored\n", encoding="utf-8")
     tag = f"{os.environ[TAG_VARIABLE]}lane{lane}x"
     return Project(root, repo, root / "refute-home", tag)
-
-
-def watchdogs_of(refute_pid: int) -> list[int]:
-    """Live watchdog processes started by the refute process `refute_pid`."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        try:
-            cmdline = proc.info["cmdline"] or []
-            if proc.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-        except psutil.Error:
-            continue
-        if any("refute.engine.watchdog" in part for part in cmdline) and any(
-            part.startswith(f"{refute_pid}.") for part in cmdline
-        ):
-            found.append(proc.pid)
-    return found
 
 
 def wait_for(predicate: Any, timeout: float) -> float | None:

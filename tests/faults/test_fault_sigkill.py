@@ -28,10 +28,9 @@ from procfaults import (
     make_project,
     program,
     wait_for,
-    watchdogs_of,
 )
 
-from conftest import live_tagged
+from conftest import live_tagged, watchdogs_of
 
 SEED = 20261201
 TRIALS = 20
