@@ -205,8 +205,13 @@ def test_signal_bursts_exit_130_and_leave_nothing(tmp_path: Path) -> None:
 _AFTER_SESSION = r"""
 import asyncio, sys, time
 from refute.cli.signals import run_interruptible
+import subprocess
 run_interruptible(lambda: asyncio.sleep(0))
-print("DONE", flush=True)
+# What a process spawned now inherits: its mask of ignored signals.
+status = subprocess.run(["cat", "/proc/self/status"], capture_output=True, text=True).stdout
+[mask] = [line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")]
+ignored = int(mask, 16)
+print("DONE", ignored, flush=True)
 time.sleep(float(sys.argv[1]))
 """
 
@@ -223,7 +228,11 @@ def test_a_signal_after_the_session_changes_nothing(signum: int) -> None:
     )
     try:
         assert proc.stdout is not None
-        assert proc.stdout.readline() == b"DONE\n"
+        done, ignored = proc.stdout.readline().split()
+        assert done == b"DONE"
+        # A child spawned after the session still gets the default dispositions.
+        for inherited in (signal.SIGINT, signal.SIGTERM):
+            assert not int(ignored) & (1 << (inherited - 1))
         for _ in range(BURST):
             proc.send_signal(signum)
             time.sleep(BURST_SPAN / BURST)

@@ -15,12 +15,14 @@ What must stay true, whenever a signal (or a burst of them) arrives:
   further ones are recorded and ignored, so the cleanup is never abandoned.
 * A signal after the session has ended changes nothing: the session is recorded, the
   report is printed, refute exits with the recorded code (docs/notes-f-watchdog.md).
-  From then on the two signals are ignored (SIG_IGN) until the process exits.
+  From then on the two signals are ignored: a no-op handler, then SIG_IGN from exit on
+  (finalization resets Python handlers to the defaults, never SIG_IGN).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import signal
@@ -35,6 +37,31 @@ __all__ = ["Interrupted", "run_interruptible"]
 
 _T = TypeVar("_T")
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _after_session(_signum: int, _frame: FrameType | None) -> None:
+    """A signal after the session has ended: nothing left to interrupt."""
+
+
+_exit_hook: list[bool] = []
+
+
+def _ignore_from_exit() -> None:
+    """From interpreter exit on, SIGINT and SIGTERM are ignored at the OS level.
+
+    Finalization resets every Python-level handler to SIG_DFL, and a burst's last signal
+    then killed refute with -2 or -15 after its "interrupted" line or its report; it never
+    resets SIG_IGN. Only from exit on: children spawned before would inherit SIG_IGN.
+    """
+    if not _exit_hook:
+        _exit_hook.append(True)
+        atexit.register(_ignore_signals)
+
+
+def _ignore_signals() -> None:
+    for signum in _SIGNALS:
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def _install(handler: Callable[[int, FrameType | None], None]) -> list[int]:
@@ -82,9 +109,10 @@ def run_interruptible(factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
 
     The first SIGINT or SIGTERM cancels the session, whose cleanup then runs to the end;
     further signals while it cleans up are ignored. Raises `Interrupted` once everything
-    is cleaned up. Afterwards SIGINT and SIGTERM stay ignored in this process (refute is
-    only printing and exiting; the session has ended and is recorded): the signal
-    dispositions of whatever it spawns after this are its own business, none does.
+    is cleaned up. Afterwards SIGINT and SIGTERM are ignored in this process (refute is
+    only printing and exiting; the session has ended and is recorded), through a no-op
+    Python handler (so processes spawned later still get the default dispositions) and,
+    from interpreter exit on, SIG_IGN.
     """
     received: list[int] = []
     running: list[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = []
@@ -119,7 +147,6 @@ def run_interruptible(factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
             return asyncio.run(main())
     finally:
         for signum in installed:
-            # SIG_IGN, not a Python handler: the interpreter's finalization puts the
-            # default back for Python handlers (a burst's last signal then killed refute
-            # with -2 or -15 after its "interrupted" line), never for SIG_IGN.
-            signal.signal(signum, signal.SIG_IGN)
+            signal.signal(signum, _after_session)
+        if installed:
+            _ignore_from_exit()
