@@ -15,6 +15,7 @@ marked xfail until that fix lands.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import random
@@ -36,6 +37,11 @@ from procfaults import (
 )
 
 from conftest import live_tagged, watchdogs_of
+from gitutil import git, make_repo
+from refute.model import CheckoutRequest
+from refute.workspace.checkouts import Checkouts
+from refute.workspace.pool import Lease, WorktreePool
+from refute.workspace.worktrees import Repository
 
 SEED = 20261202
 TRIALS = 10
@@ -262,3 +268,52 @@ def test_signal_burst_in_the_first_moments(tmp_path: Path) -> None:
     for row in rows:
         assert row["code"] == 130, row
         assert not row["traceback"], row
+
+
+class _DeafPool(WorktreePool):
+    """A pool whose acquire finishes even when cancelled, as one whose last git call
+    completed at the moment of the cancellation does (asyncio.wait_for in 3.11)."""
+
+    started: asyncio.Event
+
+    async def acquire(self, sha: str, hypothesis_id: str) -> Lease:
+        self.started.set()
+        task = asyncio.ensure_future(super().acquire(sha, hypothesis_id))
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.2)  # close() runs meanwhile, and cancels us
+        while True:
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                continue  # the cancellation is lost
+
+
+def test_a_lease_acquired_after_close_is_released(tmp_path: Path) -> None:
+    """Found by the bursts: close() during a worktree creation whose cancellation got lost
+    left the slot leased to a refute that exited (until the next start reconciled it)."""
+    repo_path = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+
+    async def scenario() -> list[str]:
+        repo = await Repository.open(repo_path)
+        pool = _DeafPool(repo, capacity=2)
+        pool.started = asyncio.Event()
+        checkouts = Checkouts(repo, pool)
+        request = CheckoutRequest(
+            owner="control", commit=git(repo_path, "rev-parse", "HEAD").strip()
+        )
+
+        async def use() -> None:
+            async with checkouts.lease(request):
+                pass
+
+        user = asyncio.ensure_future(use())
+        await pool.started.wait()
+        user.cancel()  # the run is cancelled first (the batch shuts down) ...
+        await asyncio.gather(user, return_exceptions=True)
+        await checkouts.close()  # ... then the session releases every checkout
+        await asyncio.sleep(0.5)  # the deaf acquire finishes after close()
+        return [json.loads(p.read_text())["state"] for p in sorted(pool.leases_dir.glob("*.json"))]
+
+    states = asyncio.run(scenario())
+    assert states, "the scenario must have made a slot"
+    assert set(states) == {"free"}, states
