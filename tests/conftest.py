@@ -47,6 +47,36 @@ def wait_until_gone(tag: str, timeout: float = 10.0) -> list[psutil.Process]:
         time.sleep(0.05)
 
 
+def watchdogs_of(refute_pid: int) -> list[int]:
+    """Live crash watchdogs (refute.engine.watchdog) of the refute process `refute_pid`:
+    their command line names the module and the marker prefix `<pid>.<start time>.`."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            cmdline = proc.info["cmdline"] or []
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+        except psutil.Error:
+            continue
+        if any("refute.engine.watchdog" in part for part in cmdline) and any(
+            part.startswith(f"{refute_pid}.") for part in cmdline
+        ):
+            found.append(proc.pid)
+    return found
+
+
+def kill_watchdog_of(refute_pid: int) -> None:
+    """SIGKILL the watchdog of `refute_pid`, so that killing refute next leaves the orphans
+    that crash recovery (`refute clean`, the start-up sweep) exists for: refute and its
+    watchdog both killed."""
+    for pid in watchdogs_of(refute_pid):
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
+    deadline = time.monotonic() + 30
+    while watchdogs_of(refute_pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 @pytest.fixture(autouse=True)
 def test_tag(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     tag = uuid.uuid4().hex

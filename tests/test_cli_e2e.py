@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 import refute
-from conftest import live_tagged, wait_until_gone
+from conftest import kill_watchdog_of, live_tagged, wait_until_gone
 from gitutil import fingerprint, git, make_repo, refute_worktrees
 from refute import reports
 
@@ -1028,6 +1028,7 @@ def test_clean_after_refute_was_killed(project: Project, test_tag: str) -> None:
     plan = project.write_plan("slow.yaml", sleeping_plan(project))
     before = fingerprint(project.repo)
     with background_run(project, plan) as (proc, _):
+        kill_watchdog_of(proc.pid)  # what `clean` is for: refute's watchdog died with it
         proc.kill()  # SIGKILL: refute cannot clean anything up
         proc.wait(timeout=60)
     orphans = {p.pid for p in live_tagged(test_tag)}

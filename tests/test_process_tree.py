@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -466,3 +467,170 @@ def test_death_by_signal_is_an_error(tmp_path, test_tag, signum):
     assert result.exit_code == -int(signum)
     assert signum.name in result.error_message
     _assert_nothing_alive(test_tag)
+
+
+# -- the crash watchdog: tests die with the refute process that started them ----------------
+
+# Runs a batch in this (refute-like) process: a test that ignores SIGTERM, one that
+# double-forks a daemon, and one that lists its descriptors; when all are ready, it
+# prints READY and the watchdog's pid, then waits for the test to kill it (`fork`: it
+# first forks a child that only sleeps, which must not keep the watchdog waiting).
+WATCHED = r"""
+import asyncio, json, os, sys, time
+from pathlib import Path
+from refute.engine import BatchSettings, Job, LocalBackend
+from refute.engine.watchdog import watchdog_pid
+work, mode = Path(sys.argv[1]), sys.argv[2]
+PY = sys.executable
+stubborn = (
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+    " open('stubborn', 'w').close(); time.sleep(300)"
+)
+fds = (
+    "import os, time; names = ' '.join(sorted(os.listdir('/proc/self/fd')));"
+    " open('fds', 'w').write(names); time.sleep(300)"
+)
+daemon = [PY, "-c", sys.argv[3], "timeout", str(work / "daemon.pid")]
+async def main():
+    async with LocalBackend().batch(BatchSettings(concurrency=4, kill_grace=0.5)) as batch:
+        batch.submit(Job(key="stubborn", argv=[PY, "-c", stubborn], cwd=work, timeout=200))
+        batch.submit(Job(key="fds", argv=[PY, "-c", fds], cwd=work, timeout=200))
+        batch.submit(Job(key="daemon", argv=daemon, cwd=work, timeout=200))
+        deadline = time.monotonic() + 60
+        while not all((work / n).exists() for n in ("stubborn", "fds", "daemon.pid")):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        if mode == "fork" and os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        print("READY", watchdog_pid(), flush=True)
+        if mode == "exit":
+            batch.cancel()
+            return
+        await asyncio.sleep(300)
+asyncio.run(main())
+if mode == "exit":
+    print("EXITED", flush=True)
+    time.sleep(float(sys.argv[4]))
+"""
+
+
+def _watched(tmp_path: Path, mode: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [PY, "-c", WATCHED, str(tmp_path), mode, DOUBLE_FORK_DAEMON, "1.0"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("READY "), line
+    return proc, int(line.split()[1])
+
+
+def _wait_gone(tag: str, timeout: float = 30.0) -> float:
+    start = time.monotonic()
+    while live_tagged(tag) and time.monotonic() - start < timeout:
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+@pytest.mark.parametrize("mode", ["kill", "fork"])
+def test_sigkill_of_the_owner_stops_every_test_it_started(tmp_path, test_tag, mode):
+    proc, watchdog = _watched(tmp_path, mode)
+    daemon = _read_pid(tmp_path / "daemon.pid")
+    watched = psutil.Process(watchdog)
+    # The watchdog is in a session of its own, runs in /, carries no environment (so no
+    # run marker and no test tag), and holds only /dev/null and its pipe.
+    assert os.getsid(watchdog) == watchdog
+    assert watched.cwd() == "/"
+    assert watched.environ() == {}
+    assert len(watched.open_files()) == 0
+    fds = {
+        name: os.readlink(f"/proc/{watchdog}/fd/{name}")
+        for name in os.listdir(f"/proc/{watchdog}/fd")
+    }
+    assert [fds.pop(n) for n in ("0", "1", "2")] == [os.devnull] * 3
+    assert [target.startswith("pipe:") for target in fds.values()] == [True]
+    # A test inherits no descriptor of refute's (the watchdog's pipe included).
+    assert (tmp_path / "fds").read_text().split() == ["0", "1", "2", "3"]
+    proc.kill()
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    started = time.monotonic()
+    if mode == "fork":  # the forked child is tagged too: only the tests must go
+        deadline = time.monotonic() + 30
+        while not _is_dead(daemon) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _is_dead(daemon)
+        for child in live_tagged(test_tag):
+            if child.cmdline()[:2] == [PY, "-c"] and child.cmdline()[2] == WATCHED:
+                child.kill()
+    waited = _wait_gone(test_tag)
+    _assert_nothing_alive(test_tag)
+    assert _is_dead(daemon)
+    assert time.monotonic() - started < 30  # the goal is < 5 s; generous for a loaded box
+    assert waited < 30
+    deadline = time.monotonic() + 30
+    while not _is_dead(watchdog) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _is_dead(watchdog), "the watchdog must not outlive its work"
+
+
+def test_the_watchdog_exits_with_its_owner(tmp_path, test_tag):
+    proc, watchdog = _watched(tmp_path, "exit")
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "EXITED\n"
+    assert not _is_dead(watchdog)  # the owner still runs (after its batch)
+    assert proc.wait(timeout=60) == 0
+    proc.stdout.close()
+    deadline = time.monotonic() + 30
+    while not _is_dead(watchdog) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _is_dead(watchdog)
+    _assert_nothing_alive(test_tag)
+
+
+def test_stop_session_stops_marked_processes_and_their_groups(tmp_path, test_tag):
+    from refute.engine.watchdog import stop_session  # noqa: PLC0415 - only this test
+
+    prefix = "999999999.1."
+    env = {**os.environ, "REFUTE_RUN_ID": f"{prefix}abc-0-1"}
+    # A marked TERM-ignorer leading its own group, with an unmarked member in that group.
+    leader = subprocess.Popen(
+        [
+            PY,
+            "-c",
+            (
+                "import os, signal, subprocess, sys, time;"
+                " signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+                " env = {k: v for k, v in os.environ.items() if k != 'REFUTE_RUN_ID'};"
+                " sleeper = [sys.executable, '-c', 'import time; time.sleep(300)'];"
+                " subprocess.Popen(sleeper, env=env);"
+                " open(sys.argv[1], 'w').close(); time.sleep(300)"
+            ),
+            str(tmp_path / "ready"),
+        ],
+        env=env,
+        start_new_session=True,
+    )
+    other = subprocess.Popen(
+        [PY, "-c", "import time; time.sleep(300)"],
+        env={**os.environ, "REFUTE_RUN_ID": "999999999.2.abc-0-1"},
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "ready").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert len(live_tagged(test_tag)) == 3
+        assert stop_session(prefix, 0.3) == 1
+        leader.wait(timeout=30)
+        alive = [p.pid for p in live_tagged(test_tag)]
+        assert alive == [other.pid]  # another refute's test (another token) is not touched
+    finally:
+        other.kill()
+        other.wait(timeout=30)
+        leader.kill()
+        leader.wait(timeout=30)

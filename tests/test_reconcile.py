@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import live_tagged, wait_until_gone
+from conftest import kill_watchdog_of, live_tagged, wait_until_gone
 from gitutil import fingerprint, git, make_repo, refute_worktrees
 from refute.app.isolated import clean_after_dead
 from refute.paths import cache_dir
@@ -132,7 +132,9 @@ class Driver:
             out, err = self.proc.communicate()
         return self.proc.returncode, out, err
 
-    def kill(self) -> None:
+    def kill(self, *, with_watchdog: bool = False) -> None:
+        if with_watchdog:  # what `clean` is for: refute's watchdog died with it
+            kill_watchdog_of(self.proc.pid)
         with contextlib.suppress(ProcessLookupError):
             self.proc.send_signal(signal.SIGKILL)
         self.finish()
@@ -308,7 +310,7 @@ async def test_dry_run_reports_but_changes_nothing(tmp_path, test_tag):
     driver = Driver(tmp_path, repo_path, "long")
     driver.wait_for_line("START")
     driver.wait_for_started(HYPS)
-    driver.kill()
+    driver.kill(with_watchdog=True)
 
     repo = await Repository.open(repo_path)
     pool = WorktreePool(repo)

@@ -30,6 +30,7 @@ from refute.engine.protocol import (
 )
 from refute.engine.sigchld import sigchld_default
 from refute.engine.sweep import MARKER_VARIABLE, stop_marked
+from refute.engine.watchdog import ensure_watchdog
 from refute.errors import CheckoutError
 from refute.model import TestExecutionResult
 from refute.owners import process_token
@@ -307,6 +308,9 @@ class LocalBatch:
             stdout_log=stdout_log,
             stderr_log=stderr_log,
         )
+        # Before the first test of this process starts: something that stops the tests if
+        # refute dies without cleaning up (SIGKILL, OOM); see refute.engine.watchdog.
+        ensure_watchdog()
         spawner = self.spawner_for_next_run()
         outcome = await run_process(spec, spawner)
         self.note_spawn(outcome.spawn_seconds, inline=spawner is None)

@@ -6,22 +6,25 @@ descendant inherits it, including daemons that left the test's process group wit
 returns those carrying the marker. It costs one pass over /proc, so the engine runs it
 only when something was left behind (see process.py), never on the hot path.
 
-Limits (documented in docs/executor.md): a process that replaced its environment
-(`env -i`, `execve` with a fresh env) carries no marker and is not found; processes of
-other users are unreadable without privileges; zombies have an empty environ and are
-treated as dead, which they are.
+The /proc readers themselves live in `refute.engine.procs` (stdlib only, shared with the
+crash watchdog); their limits are documented there and in docs/executor.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterable
 
+from refute.engine.procs import (
+    MARKER_VARIABLE,
+    find_marked,
+    is_alive,
+    killpg,
+    signal_pids,
+)
 from refute.owners import token_owner_alive
 
 __all__ = [
@@ -30,87 +33,19 @@ __all__ = [
     "find_marked",
     "find_orphaned_runs",
     "is_alive",
+    "killpg",
     "signal_pids",
     "stop_marked",
     "stop_orphans",
     "terminate",
 ]
 
-MARKER_VARIABLE = "REFUTE_RUN_ID"
 #: Set by the session runner to its state directory; scopes crash recovery (see below).
 SCOPE_VARIABLE = "REFUTE_SCOPE"
 _PROC = "/proc"
 _POLL_INTERVAL = 0.02
 #: How long to wait for a SIGKILLed process to disappear before giving up on it.
 KILL_WAIT = 5.0
-
-
-def find_marked(marker_prefix: str, *, exact: bool) -> list[int]:
-    """Pids of live processes whose environment has `REFUTE_RUN_ID=<marker_prefix>...`.
-
-    With `exact=True` the value must equal `marker_prefix`; otherwise it must start with it.
-    """
-    needle = f"\0{MARKER_VARIABLE}={marker_prefix}".encode()
-    if exact:
-        needle += b"\0"
-    if not sys.platform.startswith("linux"):  # pragma: no cover - psutil fallback
-        return _find_marked_psutil(marker_prefix, exact=exact)
-    own = os.getpid()
-    found: list[int] = []
-    try:
-        entries = os.listdir(_PROC)  # noqa: PTH208 - str names, no Path objects per pid
-    except OSError:  # pragma: no cover - /proc not mounted
-        return _find_marked_psutil(marker_prefix, exact=exact)
-    for name in entries:
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        if pid == own:
-            continue
-        try:
-            with open(f"{_PROC}/{name}/environ", "rb") as handle:  # noqa: PTH123 - hot loop
-                data = handle.read()
-        except OSError:
-            continue  # gone, or not ours to read
-        if needle in b"\0" + data + b"\0":
-            found.append(pid)
-    return found
-
-
-def _find_marked_psutil(marker_prefix: str, *, exact: bool) -> list[int]:  # pragma: no cover
-    import psutil  # noqa: PLC0415 - only without /proc (Linux reads it directly)
-
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            value = proc.environ().get(MARKER_VARIABLE)
-        except (psutil.Error, OSError):
-            continue
-        if value is not None and (
-            value == marker_prefix if exact else value.startswith(marker_prefix)
-        ):
-            found.append(proc.pid)
-    return found
-
-
-def is_alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie (a zombie holds no resources)."""
-    try:
-        with open(f"{_PROC}/{pid}/stat", "rb") as handle:  # noqa: PTH123
-            stat = handle.read()
-    except FileNotFoundError:
-        return False
-    except OSError:  # pragma: no cover - unreadable: assume alive, the kill will tell
-        return True
-    # The state letter follows the last ')' (the command name may contain parentheses).
-    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
-    return state not in (b"Z", b"X", b"x")
-
-
-def signal_pids(pids: Iterable[int], signum: int) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signum)
 
 
 def _variable(environ: bytes, name: str) -> str | None:
@@ -145,12 +80,6 @@ def find_orphaned_runs(scope: str) -> list[int]:
         if not token_owner_alive(value) and is_alive(int(name)):
             orphans.append(int(name))
     return orphans
-
-
-def killpg(pgid: int, signum: int) -> None:
-    """Signal a process group; a group that is gone (or not ours) is no error."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
 
 
 async def terminate(

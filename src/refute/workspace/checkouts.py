@@ -214,7 +214,14 @@ class Checkouts:
                 entry_lease = await self.pool.acquire(request.commit, request.owner)
             except (WorktreeError, GitError, OSError) as exc:
                 raise CheckoutError(f"worktree failed: {exc}") from exc
-            self._entries[request].lease = entry_lease
+            entry = self._entries.get(request)
+            if entry is None:
+                # close() ran meanwhile and its cancellation was lost (asyncio.wait_for in
+                # 3.11 returns the result when the awaited git call finishes at the same
+                # moment): nobody else would release this lease (a signal-burst finding).
+                await asyncio.shield(self.pool.release(entry_lease))
+                raise CheckoutError("the checkouts of this session are closed")  # noqa: TRY301 - remembered like any failure
+            entry.lease = entry_lease
             self.paths[request] = entry_lease.path
             kind = "worktree_create" if entry_lease.fresh else "pool_acquire"
             self.samples[kind].append(entry_lease.seconds)
