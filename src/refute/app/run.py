@@ -275,6 +275,7 @@ async def resume(
         doc = await store.call(store.store.load_document, full_id)
         if not any(unfinished.values()):
             if doc["session"]["status"] == "completed":
+                await _forget_snapshot(store, doc)  # killed before it could delete it
                 return ResumeResult(doc, ran=False)
             await store.call(store.store.claim_session, full_id)
             doc["session"].update(status="running", error=None, exit_code=None)
