@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -317,6 +318,7 @@ async def _execute(
 
     started = time.monotonic()
     status, exit_code, error = "completed", EXIT_CODES["ok"], None
+    _keep_reserve(store.store.path.parent)
     try:
         log_dir = make_owned_dir(state_dir() / "logs") / session_id
         if everything:
@@ -378,14 +380,45 @@ async def _finish(
     try:
         await store.call(store.store.finish_session, session_id, status, exit_code, analysed)
     except StoreError as exc:
-        # Never left "running": the smallest write that says the session failed.
+        # Never left "running": the smallest write that says the session failed, with the
+        # reserve given back to a full filesystem first so that this write fits.
         why = f"cannot record the end of session {session_id}: {exc}"
+        _release_reserve(store.store.path.parent)
         with contextlib.suppress(StoreError):
             await store.call(store.store.mark_failed, session_id, EXIT_CODES["infrastructure"], why)
         raise StoreError(why) from exc
     if status == "completed":
         await _forget_snapshot(store, analysed)
     return analysed
+
+
+#: A file the size of a session's last write, kept next to the database while sessions run
+#: and deleted when that write fails for want of space (the tests' logs filled the disk).
+RESERVE_NAME = "store-reserve"
+RESERVE_BYTES = 1 << 20
+
+
+def _keep_reserve(directory: Path) -> None:
+    path = directory / RESERVE_NAME
+    with contextlib.suppress(OSError):
+        if path.stat().st_size >= RESERVE_BYTES:
+            return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return  # best effort: a full or read-only directory has no room for it anyway
+    try:
+        os.posix_fallocate(fd, 0, RESERVE_BYTES)
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    finally:
+        os.close(fd)
+
+
+def _release_reserve(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        (directory / RESERVE_NAME).unlink()
 
 
 async def _forget_snapshot(store: BackgroundStore, doc: dict[str, Any]) -> None:
