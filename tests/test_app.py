@@ -206,6 +206,33 @@ async def test_infrastructure_failure_records_failed_with_exit_code_4(
         assert runs_of(stored)["first"] == [(1, "fail", False)]
 
 
+@pytest.mark.asyncio
+async def test_worktrees_that_cannot_be_made_fail_the_session_not_the_tests(
+    repo: Path, tmp_path: Path
+):
+    # The cache directory is a file: no worktree can be made (as with a read-only or full
+    # cache, without needing root to mount one). Real backend, real git.
+    home = Path(os.environ["REFUTE_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "cache").write_text("not a directory\n", encoding="utf-8")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        [hypothesis("first", 0.9), hypothesis("second")],
+        control={"test": command_for("control")},
+    )
+
+    doc = await app.run_plan(plan, repo=repo)
+
+    assert doc["session"]["status"] == "failed"
+    assert doc["session"]["exit_code"] == 4  # not 3: the control never ran
+    assert "worktree failed" in doc["session"]["error"]
+    stored = await app.show(doc["session"]["id"])
+    assert stored["session"]["status"] == "failed"
+    # Nothing ran, so nothing is evidence: every run is left for a resume.
+    assert all(not_run for runs in runs_of(stored).values() for _, _, not_run in runs)
+    assert stored["control"]["runs"][0]["metrics"]["infrastructure"].startswith("worktree failed")
+
+
 # -- interrupted sessions and resume ----------------------------------------------------------
 
 
@@ -416,6 +443,41 @@ async def test_resume_runs_on_the_recorded_snapshot_and_never_overwrites_the_bas
     assert verdicts(final) == {"done": "supported", "hung": "falsified"}
     # Completed with nothing left to run: the snapshot ref is gone.
     assert git(repo, "for-each-ref", "refs/refute/") == ""
+
+
+@pytest.mark.asyncio
+async def test_clean_keeps_the_snapshot_refs_a_resume_needs_and_only_those(
+    repo: Path, tmp_path: Path
+):
+    plan = write_plan(tmp_path / "plan.json", [hypothesis("only")])
+    done = await app.run_plan(plan, repo=repo, backend=ScriptedBackend({"only": FAIL}))
+    open_one = await app.run_plan(plan, repo=repo, backend=ScriptedBackend({"only": FAIL}))
+    _as_if_killed(open_one["session"]["id"], _dead_owner())
+    conn = sqlite3.connect(default_path())
+    with conn:
+        conn.execute("DELETE FROM runs WHERE session_id = ?", (open_one["session"]["id"],))
+    conn.close()
+    dead = _dead_owner()
+    refs = {
+        name: f"refs/refute/snapshots/{dead}-session-{sid}"
+        for name, sid in (
+            ("completed", done["session"]["id"]),
+            ("unfinished", open_one["session"]["id"]),
+            ("unknown", "20260101T000000-abcdef"),
+        )
+    }
+    for ref in refs.values():
+        git(repo, "update-ref", ref, head(repo))
+
+    dry = await app.clean(repo, dry_run=True)
+    assert sorted(dry.report.refs) == sorted([refs["completed"], refs["unknown"]])
+    assert len(git(repo, "for-each-ref", "refs/refute/").splitlines()) == 3
+    result = await app.clean(repo)
+
+    assert sorted(result.report.refs) == sorted([refs["completed"], refs["unknown"]])
+    assert git(repo, "for-each-ref", "--format=%(refname)", "refs/refute/").split() == [
+        refs["unfinished"]
+    ]
 
 
 @pytest.mark.asyncio
