@@ -230,6 +230,21 @@ def run_and_kill(trial: Trial, rng: random.Random, stderr_path: Path) -> None:
         trial.stored_runs = finished_runs(trial.session)
 
 
+def stale_leases() -> list[tuple[str, str, bool]]:
+    """Pool leases not "free" (or unreadable): (lease file, its text, slot dir exists)."""
+    stale = []
+    for lease in (Path(os.environ["REFUTE_HOME"]) / "cache" / "worktrees").glob("*/leases/*.json"):
+        text = lease.read_text(encoding="utf-8")
+        try:
+            state = json.loads(text).get("state")
+        except ValueError:
+            state = None
+        if state != "free":
+            slot = lease.parent.parent / "slots" / lease.stem
+            stale.append((str(lease), text, slot.exists()))
+    return stale
+
+
 def move_on(repo: Path) -> None:
     """The user commits something new: HEAD and every file of the snapshot change."""
     (repo / "README.md").write_text("moved on\n", encoding="utf-8")
@@ -340,9 +355,8 @@ def test_sigkill_at_random_moments_then_resume_on_the_recorded_snapshot(
         # Until f-watchdog's change lands, tests of a SIGKILLed refute may outlive it.
         refute("clean", cwd=trial.repo)
     assert wait_until_gone(test_tag, timeout=30) == []
-    leases = (Path(os.environ["REFUTE_HOME"]) / "cache" / "worktrees").glob("*/leases/*.json")
-    stale = [p for p in leases if json.loads(p.read_text(encoding="utf-8"))["state"] != "free"]
-    assert stale == []
+    stale = stale_leases()
+    assert stale == [], stale
     figures = {
         moment: {
             "trials": sum(t.moment == moment for t in trials),

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from refute import analysis
-from refute.app.isolated import IsolationOptions, run_isolated
+from refute.app.isolated import IsolationOptions, clean_after_dead, run_isolated
 from refute.app.spec import SessionSpec, spec_from_document
 from refute.document import (
     CONTROL_ID,
@@ -280,6 +280,10 @@ async def resume(
                 return ResumeResult(doc, ran=False)
             await store.call(store.store.claim_session, full_id)
             doc["session"].update(status="running", error=None, exit_code=None)
+            # What its killed refute left (leased worktrees, orphaned tests), as any run
+            # would clean it up at its start.
+            with contextlib.suppress(RefuteError, OSError):
+                await clean_after_dead(await Repository.open(doc["session"]["repo"]))
             final = await _finish(store, doc, "completed", EXIT_CODES["ok"], None, None)
             return ResumeResult(final, ran=False, finished=True)
         spec = spec_from_document(doc, config)
