@@ -150,6 +150,7 @@ def run_infrastructure_failure(root: Path, tag: str, words: tuple[str, ...]) -> 
         assert status == "failed", (status, result.stderr)
     orphans = len(wait_until_gone(tag, timeout=30))
     assert orphans == 0
+    print(f"\nrefute-fault-diskfull trial: status={status} why={errors[0]!r}")
     return {"orphans": orphans, "tracebacks": 0, "checkout_changes": 0, "hangs": 0}
 
 
