@@ -322,7 +322,7 @@ async def _execute(
 
     started = time.monotonic()
     status, exit_code, error = "completed", EXIT_CODES["ok"], None
-    _keep_reserve(store.store.path.parent)
+    await store.call(_keep_reserve, store.store.path.parent)  # file I/O: off the loop
     try:
         log_dir = make_owned_dir(state_dir() / "logs") / session_id
         if everything:
