@@ -481,6 +481,26 @@ async def test_clean_keeps_the_snapshot_refs_a_resume_needs_and_only_those(
 
 
 @pytest.mark.asyncio
+async def test_resume_never_resolves_the_base_again(repo: Path, tmp_path: Path):
+    plan = write_plan(tmp_path / "plan.json", [hypothesis("only")])
+    doc = await app.run_plan(plan, repo=repo, backend=ScriptedBackend({"only": FAIL}))
+    session_id = doc["session"]["id"]
+    _as_if_killed(session_id, _dead_owner())
+    conn = sqlite3.connect(default_path())
+    with conn:  # as an older refute left a session killed before it stored its base
+        conn.execute("DELETE FROM runs")
+        conn.execute(
+            "UPDATE sessions SET document = json_set(document, '$.session.base.sha', NULL)"
+        )
+    conn.close()
+    again = ScriptedBackend()
+    with pytest.raises(RepositoryError, match="recorded no base commit") as excinfo:
+        await app.resume(session_id, backend=again)
+    assert excinfo.value.kind == "usage"
+    assert again.jobs == []
+
+
+@pytest.mark.asyncio
 async def test_resume_of_an_unknown_session_is_a_usage_error():
     with pytest.raises(UnknownSessionError) as excinfo:
         await app.resume("no-such-session", backend=ScriptedBackend())

@@ -58,7 +58,7 @@ from refute.document import (
 from refute.engine.local import LocalBackend
 from refute.engine.process import shielded
 from refute.engine.protocol import Backend, RunEvent
-from refute.errors import GitError, RefuteError, StoreError, WorktreeError
+from refute.errors import GitError, RefuteError, RepositoryError, StoreError, WorktreeError
 from refute.model import FalsificationConfig, Hypothesis, TestExecutionResult
 from refute.paths import make_owned_dir, state_dir
 from refute.store import BackgroundStore
@@ -286,6 +286,12 @@ async def resume(
                 await clean_after_dead(await Repository.open(doc["session"]["repo"]))
             final = await _finish(store, doc, "completed", EXIT_CODES["ok"], None, None)
             return ResumeResult(final, ran=False, finished=True)
+        if not doc["session"]["base"].get("sha"):
+            # Resolving the ref again now is exactly "testing the wrong code, silently".
+            raise RepositoryError(
+                f"session {full_id} recorded no base commit (it stopped before resolving"
+                " it, so nothing ran); run its plan again"
+            )
         spec = spec_from_document(doc, config)
         await store.call(store.store.claim_session, full_id)
         doc["session"].update(status="running", error=None, exit_code=None)

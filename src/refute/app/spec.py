@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from refute.app.isolated import resolve_refs
 from refute.document import CONTROL_ID, SessionDocument, explain
-from refute.errors import RepositoryError, StoreError
+from refute.errors import StoreError
 from refute.model import (
     DEFAULT_KEEP_PATHS,
     DEFAULT_SETUP_TIMEOUT,
@@ -68,19 +68,14 @@ def spec_from_document(
 
     The document is read through `refute.document.SessionDocument` once; a stored
     document that does not validate is a StoreError. The base is the recorded commit (the
-    snapshot of uncommitted work, when the session took one), never the ref resolved
-    again: a session without a recorded base is refused (RepositoryError).
+    snapshot of uncommitted work, when the session took one); `refute.app.resume` refuses
+    a session that recorded none rather than resolve the ref again.
     """
     try:
         document = SessionDocument.model_validate(doc)
     except ValidationError as exc:
         raise StoreError(f"the stored session document is malformed: {explain(exc)}") from exc
     session = document.session
-    if session.base.sha is None:
-        raise RepositoryError(
-            f"session {session.id} recorded no base commit (it stopped before resolving it,"
-            " so nothing ran); run its plan again"
-        )
     settings = session.settings
     overrides = {int(k): TestResult(v) for k, v in settings.exit_codes.items()}
     cfg = config or FalsificationConfig(
@@ -131,7 +126,7 @@ def spec_from_document(
             for h in document.hypotheses
         ],
         config=cfg,
-        base=session.base.sha,
+        base=session.base.sha or session.base.ref or "HEAD",
         include_uncommitted=False,  # the stored sha already contains the snapshot
         control=control,
         setup=settings.setup,
