@@ -154,3 +154,4 @@ def regex(value: str) -> str:
 
 
 Pattern = Annotated[str, Field(min_length=1), AfterValidator(regex)]
+
