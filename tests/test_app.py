@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,10 @@ import pytest
 from fakes import ScriptedBackend
 from gitutil import git, make_repo
 from refute import app
-from refute.errors import PlanError, RepositoryError, UnknownSessionError
+from refute.errors import PlanError, RepositoryError, SessionRunningError, UnknownSessionError
 from refute.model import TestResult
 from refute.owners import process_token
+from refute.store import default_path
 
 PASS, FAIL, SKIP = TestResult.PASS, TestResult.FAIL, TestResult.SKIP
 PY = sys.executable
@@ -203,6 +206,33 @@ async def test_infrastructure_failure_records_failed_with_exit_code_4(
         assert runs_of(stored)["first"] == [(1, "fail", False)]
 
 
+@pytest.mark.asyncio
+async def test_worktrees_that_cannot_be_made_fail_the_session_not_the_tests(
+    repo: Path, tmp_path: Path
+):
+    # The cache directory is a file: no worktree can be made (as with a read-only or full
+    # cache, without needing root to mount one). Real backend, real git.
+    home = Path(os.environ["REFUTE_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "cache").write_text("not a directory\n", encoding="utf-8")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        [hypothesis("first", 0.9), hypothesis("second")],
+        control={"test": command_for("control")},
+    )
+
+    doc = await app.run_plan(plan, repo=repo)
+
+    assert doc["session"]["status"] == "failed"
+    assert doc["session"]["exit_code"] == 4  # not 3: the control never ran
+    assert "worktree failed" in doc["session"]["error"]
+    stored = await app.show(doc["session"]["id"])
+    assert stored["session"]["status"] == "failed"
+    # Nothing ran, so nothing is evidence: every run is left for a resume.
+    assert all(not_run for runs in runs_of(stored).values() for _, _, not_run in runs)
+    assert stored["control"]["runs"][0]["metrics"]["infrastructure"].startswith("worktree failed")
+
+
 # -- interrupted sessions and resume ----------------------------------------------------------
 
 
@@ -272,6 +302,202 @@ async def test_resume_of_a_finished_session_runs_nothing(repo: Path, tmp_path: P
     assert again.settings == []  # no batch was even opened
     assert resumed.document["session"]["id"] == doc["session"]["id"]
     assert resumed.document["session"]["status"] == "completed"
+
+
+def _dead_owner() -> str:
+    """The owner token (`<pid>.<start time>`) of a process that has exited."""
+    proc = subprocess.Popen([PY, "-c", "import time; time.sleep(60)"])
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat").read_bytes()
+        token = f"{proc.pid}.{stat[stat.rfind(b')') + 2 :].split()[19].decode()}"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    return token
+
+
+def _as_if_killed(session_id: str, owner: str) -> None:
+    """Leave the stored session as a SIGKILL of its refute would: still "running", not
+    finished, no summary, owned by a process that is gone."""
+    conn = sqlite3.connect(default_path())
+    with conn:
+        conn.execute(
+            "UPDATE sessions SET status = 'running', finished_at = NULL, exit_code = NULL,"
+            " owner = ?, document = json_set(document, '$.summary', NULL) WHERE id = ?",
+            (owner, session_id),
+        )
+    conn.close()
+
+
+@pytest.mark.asyncio
+async def test_resume_finishes_a_session_killed_after_every_run_was_stored(
+    repo: Path, tmp_path: Path
+):
+    plan = write_plan(
+        tmp_path / "plan.json",
+        [hypothesis("only")],
+        control={"test": command_for("control")},
+    )
+    doc = await app.run_plan(
+        plan, repo=repo, backend=ScriptedBackend({"only": FAIL, "control": FAIL})
+    )
+    session_id = doc["session"]["id"]
+    _as_if_killed(session_id, _dead_owner())
+
+    shown = await app.show(session_id)
+    assert shown["session"]["status"] == "interrupted"
+    assert [row["status"] for row in await app.history(repo=repo)] == ["interrupted"]
+
+    again = ScriptedBackend()
+    resumed = await app.resume(session_id, backend=again)
+
+    assert resumed.ran is False
+    assert resumed.finished is True
+    assert again.jobs == []
+    final = resumed.document
+    assert final["session"]["status"] == "completed"
+    assert final["session"]["exit_code"] == 0
+    assert final["session"]["error"] is None
+    assert verdicts(final) == {"only": "supported"}
+    assert final["summary"]["counts"]["supported"] == 1
+    stored = await app.show(session_id)
+    assert stored["session"]["status"] == "completed"
+    assert verdicts(stored) == {"only": "supported"}
+
+
+@pytest.mark.asyncio
+async def test_resume_refuses_a_session_whose_refute_still_runs(repo: Path, tmp_path: Path):
+    plan = write_plan(tmp_path / "plan.json", [hypothesis("only")])
+    doc = await app.run_plan(plan, repo=repo, backend=ScriptedBackend({"only": FAIL}))
+    session_id = doc["session"]["id"]
+    # "Running", owned by another live process (pytest's parent), with a run left to do.
+    parent = os.getppid()
+    stat = Path(f"/proc/{parent}/stat").read_bytes()
+    _as_if_killed(session_id, f"{parent}.{stat[stat.rfind(b')') + 2 :].split()[19].decode()}")
+    conn = sqlite3.connect(default_path())
+    with conn:
+        conn.execute("DELETE FROM runs")
+    conn.close()
+    again = ScriptedBackend()
+    with pytest.raises(SessionRunningError) as excinfo:
+        await app.resume(session_id, backend=again)
+    assert excinfo.value.kind == "usage"
+    assert again.jobs == []
+    assert (await app.show(session_id))["session"]["status"] == "running"
+    _as_if_killed(session_id, _dead_owner())
+    resumed = await app.resume(session_id, backend=again)
+    assert resumed.ran is True
+    assert resumed.document["session"]["status"] == "completed"
+
+
+@pytest.mark.asyncio
+async def test_resume_runs_on_the_recorded_snapshot_and_never_overwrites_the_base(
+    repo: Path, tmp_path: Path
+):
+    (repo / "README.md").write_text("uncommitted\n", encoding="utf-8")
+    (repo / "new.txt").write_text("untracked\n", encoding="utf-8")
+    plan = write_plan(
+        tmp_path / "plan.json",
+        [hypothesis("done", 0.9), hypothesis("hung", 0.5)],
+        include_uncommitted=True,
+    )
+    first = ScriptedBackend({"done": FAIL}, hang={"hung"})
+    created: list[str] = []
+    task = asyncio.create_task(
+        app.run_plan(
+            plan, repo=repo, backend=first, on_created=lambda d: created.append(d["session"]["id"])
+        )
+    )
+    await asyncio.wait_for(first.waiting.wait(), timeout=60)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [session_id] = created
+    base = (await app.show(session_id))["session"]["base"]
+    assert base["snapshot_of"] == head(repo)
+    assert base["sha"] != head(repo)
+    assert git(repo, "show", f"{base['sha']}:new.txt") == "untracked\n"
+    # The snapshot ref outlives the refute that made it, as a SIGKILL would leave it.
+    assert (
+        git(repo, "for-each-ref", "--format=%(objectname)", base["snapshot_ref"]).strip()
+        == (base["sha"])
+    )
+    assert [job.checkout.commit for job in first.jobs if job.checkout] == [base["sha"]] * 2
+    _as_if_killed(session_id, _dead_owner())
+    await app.clean(repo)  # a dead owner's session snapshot is kept while it is unfinished
+    assert git(repo, "for-each-ref", base["snapshot_ref"]) != ""
+
+    # The user moves on: a new commit, a clean tree.
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "moved on")
+    second = ScriptedBackend({"hung": PASS})
+    resumed = await app.resume(session_id, backend=second)
+
+    assert resumed.ran is True
+    assert [(job.key, job.checkout.commit if job.checkout else None) for job in second.jobs] == [
+        ("hung", base["sha"])
+    ]
+    final = await app.show(session_id)
+    assert final["session"]["status"] == "completed"
+    assert final["session"]["base"] == base  # never overwritten by the resume
+    assert verdicts(final) == {"done": "supported", "hung": "falsified"}
+    # Completed with nothing left to run: the snapshot ref is gone.
+    assert git(repo, "for-each-ref", "refs/refute/") == ""
+
+
+@pytest.mark.asyncio
+async def test_clean_keeps_the_snapshot_refs_a_resume_needs_and_only_those(
+    repo: Path, tmp_path: Path
+):
+    plan = write_plan(tmp_path / "plan.json", [hypothesis("only")])
+    done = await app.run_plan(plan, repo=repo, backend=ScriptedBackend({"only": FAIL}))
+    open_one = await app.run_plan(plan, repo=repo, backend=ScriptedBackend({"only": FAIL}))
+    _as_if_killed(open_one["session"]["id"], _dead_owner())
+    conn = sqlite3.connect(default_path())
+    with conn:
+        conn.execute("DELETE FROM runs WHERE session_id = ?", (open_one["session"]["id"],))
+    conn.close()
+    dead = _dead_owner()
+    refs = {
+        name: f"refs/refute/snapshots/{dead}-session-{sid}"
+        for name, sid in (
+            ("completed", done["session"]["id"]),
+            ("unfinished", open_one["session"]["id"]),
+            ("unknown", "20260101T000000-abcdef"),
+        )
+    }
+    for ref in refs.values():
+        git(repo, "update-ref", ref, head(repo))
+
+    dry = await app.clean(repo, dry_run=True)
+    assert sorted(dry.report.refs) == sorted([refs["completed"], refs["unknown"]])
+    assert len(git(repo, "for-each-ref", "refs/refute/").splitlines()) == 3
+    result = await app.clean(repo)
+
+    assert sorted(result.report.refs) == sorted([refs["completed"], refs["unknown"]])
+    assert git(repo, "for-each-ref", "--format=%(refname)", "refs/refute/").split() == [
+        refs["unfinished"]
+    ]
+
+
+@pytest.mark.asyncio
+async def test_resume_never_resolves_the_base_again(repo: Path, tmp_path: Path):
+    plan = write_plan(tmp_path / "plan.json", [hypothesis("only")])
+    doc = await app.run_plan(plan, repo=repo, backend=ScriptedBackend({"only": FAIL}))
+    session_id = doc["session"]["id"]
+    _as_if_killed(session_id, _dead_owner())
+    conn = sqlite3.connect(default_path())
+    with conn:  # as an older refute left a session killed before it stored its base
+        conn.execute("DELETE FROM runs")
+        conn.execute(
+            "UPDATE sessions SET document = json_set(document, '$.session.base.sha', NULL)"
+        )
+    conn.close()
+    again = ScriptedBackend()
+    with pytest.raises(RepositoryError, match="recorded no base commit") as excinfo:
+        await app.resume(session_id, backend=again)
+    assert excinfo.value.kind == "usage"
+    assert again.jobs == []
 
 
 @pytest.mark.asyncio

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from refute.errors import RefuteError, StoreError
+from refute.errors import RefuteError, SessionRunningError, StoreError
 from refute.model import TestExecutionResult, TestResult
+from refute.owners import process_token
 from refute.paths import MARKER_FILE, state_dir
 from refute.store import CONTROL_ID, Store, default_path, schema_version
 from refute.store import sessions as store_module
@@ -261,7 +262,7 @@ def test_default_path_is_private_under_the_state_dir():
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.close()
     assert mode == "wal"
-    assert version == schema_version() == 1
+    assert version == schema_version() == 2
 
 
 def test_explicit_path_in_a_new_directory(tmp_path: Path):
@@ -277,6 +278,7 @@ CRASHER = r"""
 import os, signal, sys
 from pathlib import Path
 from refute.model import TestExecutionResult, TestResult
+from refute.owners import process_token
 from refute.store import Store
 from refute.store.rows import upsert_run
 
@@ -476,7 +478,7 @@ def test_migrations_apply_in_order_and_keep_data(db: Path, monkeypatch: pytest.M
     with Store.open(db) as store:
         assert len(store.load_document(SID)["hypotheses"][0]["runs"]) == 1
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(migrations)
     assert conn.execute("SELECT note FROM sessions").fetchone()[0] == "v2+v3"
     conn.close()
 
@@ -489,7 +491,7 @@ def test_a_failing_migration_changes_nothing(db: Path, monkeypatch: pytest.Monke
     with pytest.raises(StoreError, match="syntax error"):
         Store.open(db)
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(broken) - 1
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
     assert "extra" not in tables
@@ -720,3 +722,109 @@ def test_control_runs_may_be_named_by_the_caller(db: Path):
         run = make_run("base", 1)  # whatever id the runner gave the control's run
         store.add_run(SID, run, hypothesis_id=CONTROL_ID)
         assert store.load_document(SID)["control"]["runs"] == [run]
+
+
+# -- owners: a session whose refute died, resumes that claim it -------------------------------
+
+
+def _token_of(proc: subprocess.Popen[bytes]) -> str:
+    """The owner token (refute.owners: `<pid>.<start time>`) of a live child process."""
+    stat = Path(f"/proc/{proc.pid}/stat").read_bytes()
+    start = stat[stat.rfind(b")") + 2 :].split()[19].decode()
+    return f"{proc.pid}.{start}"
+
+
+def _dead_token() -> str:
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        token = _token_of(proc)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    return token
+
+
+def test_a_running_session_whose_owner_died_reads_as_interrupted(db: Path):
+    dead = _dead_token()
+    with Store.open(db) as store:
+        store.create_session(make_doc(), owner=dead)
+        doc = store.load_document(SID)
+        assert doc["session"]["status"] == "interrupted"
+        assert f"pid {dead.split('.')[0]}" in doc["session"]["error"]
+        assert f"refute resume {SID}" in doc["session"]["error"]
+        assert [s["status"] for s in store.list_sessions()] == ["interrupted"]
+        # What is stored is unchanged (reading never writes): still "running", no error.
+        (status,) = store._conn().execute("SELECT status FROM sessions").fetchone()
+        assert status == "running"
+
+
+def test_a_running_session_whose_owner_lives_reads_as_running(db: Path):
+    with Store.open(db) as store:
+        store.create_session(make_doc())  # owned by this (live) process
+        assert store.load_document(SID)["session"]["status"] == "running"
+        assert store.load_document(SID)["session"].get("error") is None
+        assert [s["status"] for s in store.list_sessions()] == ["running"]
+
+
+def test_a_finished_session_keeps_its_status_whatever_its_owner(db: Path):
+    with Store.open(db) as store:
+        store.create_session(make_doc(), owner=_dead_token())
+        store.set_status(SID, "failed")
+        assert store.load_document(SID)["session"]["status"] == "failed"
+
+
+def test_claim_refuses_a_session_whose_owner_still_runs(db: Path):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with Store.open(db) as store:
+            store.create_session(make_doc(), owner=_token_of(proc))
+            with pytest.raises(SessionRunningError, match=f"pid {proc.pid}") as excinfo:
+                store.claim_session(SID)
+            assert excinfo.value.kind == "usage"
+            proc.kill()
+            proc.wait(timeout=30)
+            store.claim_session(SID)  # its owner is gone now: this process takes it over
+            assert store.load_document(SID)["session"]["status"] == "running"
+            (owner,) = store._conn().execute("SELECT owner FROM sessions").fetchone()
+            assert owner == process_token()
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_claim_resets_a_finished_session_to_running(db: Path):
+    with Store.open(db) as store:
+        store.create_session(make_doc(), owner=_dead_token())
+        store.set_status(SID, "interrupted")
+        store.claim_session(SID)
+        doc = store.load_document(SID)
+        assert doc["session"]["status"] == "running"
+        assert doc["session"]["finished_at"] is None
+        assert doc["session"]["exit_code"] is None
+
+
+def test_mark_failed_records_status_exit_code_and_error(db: Path):
+    with Store.open(db) as store:
+        store.create_session(make_doc())
+        store.mark_failed(SID, 4, "database or disk is full")
+        doc = store.load_document(SID)
+        assert doc["session"]["status"] == "failed"
+        assert doc["session"]["exit_code"] == 4
+        assert doc["session"]["error"] == "database or disk is full"
+        assert doc["session"]["finished_at"]
+
+
+def test_a_version_1_running_session_has_no_owner_and_reads_as_interrupted(db: Path):
+    conn = sqlite3.connect(db)
+    for statement in store_module.MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO sessions (id, repo, plan_path, bug, status, started_at, document)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (SID, "/r", None, "b", "running", "2026-01-01T00:00:00+00:00", json.dumps(make_doc())),
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Store.open(db) as store:
+        assert store.load_document(SID)["session"]["status"] == "interrupted"

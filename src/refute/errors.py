@@ -19,6 +19,7 @@ __all__ = [
     "PlanError",
     "RefuteError",
     "RepositoryError",
+    "SessionRunningError",
     "StoreError",
     "UnknownSessionError",
     "WorktreeError",
@@ -125,6 +126,16 @@ class UnknownSessionError(StoreError):
 
     Raised by `refute.store.Store.resolve_session_id`; it is bad input (kind "usage"),
     unlike other store errors (infrastructure).
+    """
+
+    kind: ClassVar[ErrorKind] = "usage"
+
+
+class SessionRunningError(StoreError):
+    """A session cannot be resumed: the refute process that runs it is still alive.
+
+    Raised by `refute.store.Store.claim_session` (so by `refute.app.resume`); bad input
+    (kind "usage"): wait for that process, or stop it first.
     """
 
     kind: ClassVar[ErrorKind] = "usage"

@@ -24,9 +24,17 @@ from refute.app.run import (
 )
 from refute.app.spec import SessionSpec, spec_from_plan
 from refute.engine.protocol import Backend
-from refute.errors import PlanCheckError, RepositoryError
+from refute.errors import PlanCheckError, RepositoryError, UnknownSessionError
+from refute.owners import token_owner_alive
 from refute.plan import Plan, load_plan
+from refute.store import BackgroundStore
 from refute.workspace.reconcile import CleanReport
+from refute.workspace.snapshot import (
+    SNAPSHOT_REF_PREFIX,
+    delete_ref,
+    list_snapshot_refs,
+    session_of_ref,
+)
 from refute.workspace.worktrees import Repository
 
 __all__ = [
@@ -132,7 +140,37 @@ async def clean(repo: Path = Path(), *, dry_run: bool = False, grace: float = 2.
     except RepositoryError:
         repository = None
     report = await clean_after_dead(repository, dry_run=dry_run, grace=grace)
+    if repository is not None:
+        await _clean_session_snapshots(repository, report, dry_run=dry_run)
     return CleanResult(repository.root if repository else None, report)
+
+
+async def _clean_session_snapshots(repo: Repository, report: CleanReport, *, dry_run: bool) -> None:
+    """Snapshot refs of sessions that no resume needs: the session completed with nothing
+    left to run, or is not in the store (its refute died before creating it). Reconciliation
+    keeps every session's ref; only here, with the store at hand, can they be told apart."""
+    candidates = [
+        (ref, session_id)
+        for ref in await list_snapshot_refs(repo)
+        if (session_id := session_of_ref(ref)) is not None
+        and not token_owner_alive(ref[len(SNAPSHOT_REF_PREFIX) :])
+    ]
+    if not candidates:
+        return
+    async with BackgroundStore() as store:
+        for ref, session_id in candidates:
+            try:
+                await store.call(store.store.resolve_session_id, session_id)
+            except UnknownSessionError:
+                pass  # not in the store: nothing can resume it
+            else:
+                doc = await store.call(store.store.load_document, session_id)
+                left = await store.call(store.store.unfinished, session_id)
+                if doc["session"]["status"] != "completed" or any(left.values()):
+                    continue  # a resume still needs it
+            report.refs.append(ref)
+            if not dry_run:
+                await delete_ref(repo, ref)
 
 
 async def demo(

@@ -11,7 +11,12 @@ everything afterwards, shielded from cancellation. Guarantees:
   without inherited GIT_DIR/GIT_WORK_TREE and without hooks;
 * every run gets exactly one result, whatever fails around it (a patch that does not
   apply or a failed setup is that hypothesis' ERROR);
-* leases are released and the snapshot ref deleted, whatever happens.
+* leases are released and the snapshot ref deleted, whatever happens;
+* a failure of refute's own machinery (a worktree that cannot be made, a log that cannot
+  be written, an internal error) is never taken for the test's outcome: the run is marked
+  (`metrics.infrastructure`), one that could not start is a not-run result (so a resume
+  runs it), the rest of the batch is stopped, and `IsolatedRun.infrastructure_error` says
+  why (a session then fails with exit code 4).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ __all__ = [
     "IsolatedRun",
     "IsolationOptions",
     "clean_after_dead",
+    "mark_infrastructure",
     "require_sandbox",
     "resolve_refs",
     "run_isolated",
@@ -93,6 +99,8 @@ class IsolatedRun:
     snapshot_of: str | None = None  # the base the snapshot was taken on
     #: True when the control did not reproduce the bug and the rest was stopped (`halt`).
     halted: bool = False
+    #: Why refute's machinery failed (see the module docstring); the rest was stopped.
+    infrastructure_error: str | None = None
 
 
 async def test_environment() -> dict[str, str]:
@@ -158,6 +166,31 @@ async def resolve_refs(repo: Repository, hypotheses: Sequence[Hypothesis]) -> di
                 except RepositoryError as exc:
                     raise RepositoryError(f"hypothesis {hyp.id!r}: {name}: {exc}") from exc
     return shas
+
+
+#: How the engine and the workspace word their own failures (refute.workspace.checkouts,
+#: refute.engine.output, the engine's per-job boundary): none of them is the test's doing.
+_NOT_STARTED = ("worktree failed: ", "internal error: ")
+_LOG_FAILED = ("cannot write log ", "log write failed ")
+
+
+def mark_infrastructure(result: TestExecutionResult) -> str | None:
+    """Why `result` is a failure of refute's machinery rather than of the test, or None.
+
+    A run that could not start becomes a not-run result (a resume runs it again); a run
+    whose log could not be written keeps its outcome. Both get `metrics.infrastructure`.
+    """
+    why: str | None = None
+    if result.result is TestResult.ERROR and result.error_message.startswith(_NOT_STARTED):
+        why = result.error_message
+        result.result = TestResult.SKIP
+        result.metrics["not_run"] = True
+    else:
+        notes = result.metrics.get("notes") or []
+        why = next((str(n) for n in notes if str(n).startswith(_LOG_FAILED)), None)
+    if why is not None:
+        result.metrics["infrastructure"] = why
+    return why
 
 
 def _leak_line(leak: Leak) -> str:
@@ -289,8 +322,10 @@ async def run_isolated(
     )
 
     def on_run_event(event: RunEvent) -> None:
-        # A run's record says how its worktree's setup went (ran, cached or failed).
+        # A run's record says how its worktree's setup went (ran, cached or failed), and
+        # whether refute's machinery failed it (marked before anyone records it).
         if event.kind == "finished" and event.result is not None:
+            mark_infrastructure(event.result)
             setup = checkouts.setups.get(event.hypothesis_id)
             if setup is not None:
                 event.result.metrics["setup"] = {
@@ -305,6 +340,7 @@ async def run_isolated(
     snapshot: Snapshot | None = None
     results: list[TestExecutionResult] = []
     halted = False
+    infrastructure: str | None = None
     try:
         if opts.include_uncommitted:
             snapshot = await snapshot_uncommitted(repo, base)
@@ -329,6 +365,12 @@ async def run_isolated(
             reproduced = False
             async for result in batch:
                 results.append(result)
+                why = result.metrics.get("infrastructure")
+                if why and infrastructure is None:
+                    infrastructure = f"refute could not run the tests: {why}"
+                    batch.cancel()  # nothing more this session runs is trustworthy
+                if infrastructure is not None:
+                    continue
                 if result.hypothesis_id != CONTROL_ID or not control_left or halted:
                     continue
                 control_left -= 1
@@ -348,6 +390,7 @@ async def run_isolated(
         timings={"wall": time.monotonic() - started},
         snapshot_of=base if snapshot else None,
         halted=halted,
+        infrastructure_error=infrastructure,
     )
 
 

@@ -2,22 +2,35 @@
 
 A session:
 
-1. is created in the store (status "running") before anything runs;
-2. cleans up after dead refute processes, resolves its base (and snapshots uncommitted work
-   when asked), and hands the backend one job per run; each job's worktree (a checkout of
-   the base with the hypothesis' patch and the plan's setup) is leased when the job starts;
+1. resolves its base (and snapshots uncommitted work when asked, under a ref named for the
+   session), then is created in the store (status "running", owned by this process) with
+   that base already recorded, before anything runs;
+2. cleans up after dead refute processes and hands the backend one job per run; each job's
+   worktree (a checkout of the base with the hypothesis' patch and the plan's setup) is
+   leased when the job starts;
 3. writes each run to the store the moment it finishes — on the store's own thread, never
    on the event loop — so a crash loses nothing already finished;
 4. on the end, analyses the runs (verdicts, statistics, recommendation), stores the
    analysed document, and returns it (its `session.exit_code` says how it ended).
 
-Interrupted sessions (Ctrl-C, SIGTERM) record the unfinished runs as `not_run`;
-`resume_session` runs exactly those again.
+Interrupted sessions (Ctrl-C, SIGTERM) record the unfinished runs as `not_run`; a session
+whose refute was killed (SIGKILL, a crash) reads as "interrupted" from the store (its owner
+is gone). `resume` runs exactly what has no final result again, always on the recorded
+base (the snapshot too: its ref lives until the session completes), never recording a new
+base; with nothing left to run it analyses and finishes the session.
+
+Infrastructure failures are the session's, not the tests': a worktree that cannot be made
+(a read-only or full cache) or a log that cannot be written fails the session ("failed",
+exit code 4, `error` says why); a run that could not even start is stored as not run, so a
+resume runs it. When the store itself cannot be written at the end (a full state
+filesystem), the session is marked "failed" with as small a write as possible.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +40,12 @@ from pathlib import Path
 from typing import Any
 
 from refute import analysis
-from refute.app.isolated import IsolationOptions, require_sandbox, run_isolated
+from refute.app.isolated import (
+    IsolationOptions,
+    clean_after_dead,
+    require_sandbox,
+    run_isolated,
+)
 from refute.app.spec import SessionSpec, spec_from_document
 from refute.document import (
     CONTROL_ID,
@@ -45,10 +63,12 @@ from refute.document import (
 from refute.engine.local import LocalBackend
 from refute.engine.process import shielded
 from refute.engine.protocol import Backend, RunEvent
-from refute.errors import GitError, RefuteError, WorktreeError
+from refute.errors import GitError, RefuteError, RepositoryError, StoreError, WorktreeError
 from refute.model import FalsificationConfig, Hypothesis, TestExecutionResult
 from refute.paths import make_owned_dir, state_dir
 from refute.store import BackgroundStore
+from refute.workspace.snapshot import delete_ref, session_ref_name, snapshot_uncommitted
+from refute.workspace.worktrees import Repository, resolve_base
 
 __all__ = [
     "CreatedCallback",
@@ -201,19 +221,47 @@ async def run_session(
 ) -> dict[str, Any]:
     """Run a new session; returns the analysed document (also stored)."""
     doc = new_document(spec, new_session_id())
-    async with BackgroundStore(store_path) as store:
-        await store.call(store.store.create_session, doc)
-        if on_created is not None:
-            on_created(doc)
-        return await _execute(spec, store, doc, None, backend or LocalBackend(), on_event)
+    repo = await Repository.open(spec.repo)
+    await _record_base(repo, spec, doc)
+    created = False
+    try:
+        async with BackgroundStore(store_path) as store:
+            await store.call(store.store.create_session, doc)
+            created = True
+            if on_created is not None:
+                on_created(doc)
+            return await _execute(spec, store, doc, None, backend or LocalBackend(), on_event)
+    finally:
+        ref = doc["session"]["base"].get("snapshot_ref")
+        if not created and ref:  # no session to resume: its snapshot is nobody's
+            await shielded(delete_ref(repo, ref))
+
+
+async def _record_base(repo: Repository, spec: SessionSpec, doc: dict[str, Any]) -> None:
+    """Resolve the base (and snapshot uncommitted work) into the new session's document:
+    stored with the session, before anything runs, so a resume after any crash runs on
+    exactly this base."""
+    base = await resolve_base(repo, spec.base)
+    record = doc["session"]["base"]
+    record["sha"] = base
+    if spec.include_uncommitted:
+        name = session_ref_name(doc["session"]["id"])
+        try:
+            snapshot = await snapshot_uncommitted(repo, base, name=name)
+        except (GitError, OSError) as exc:
+            raise WorktreeError(f"cannot snapshot the uncommitted work: {exc}") from exc
+        record.update(sha=snapshot.sha, snapshot_of=base, snapshot_ref=snapshot.ref)
 
 
 @dataclass(frozen=True)
 class ResumeResult:
-    """What `resume` did: `ran` is False when nothing was left to run."""
+    """What `resume` did: `ran` is False when nothing was left to run; `finished` is True
+    when such a session was not finished yet (killed after its last run was stored, or
+    ended by an error) and the resume analysed and finished it."""
 
     document: dict[str, Any]
     ran: bool
+    finished: bool = False
 
 
 async def resume(
@@ -227,20 +275,39 @@ async def resume(
     sandbox: bool = False,
 ) -> ResumeResult:
     """Run again exactly the attempts of `session_id` (an id or a unique prefix) that have
-    no final result; `sandbox` runs them (and records them) with `isolation: sandbox`."""
+    no final result, on the session's recorded base; a session with nothing left to run
+    that is not completed yet is analysed and finished. A session whose refute is still
+    running is refused (SessionRunningError). `sandbox` runs them (and records them)
+    with `isolation: sandbox`."""
     async with BackgroundStore(store_path) as store:
         full_id = await store.call(store.store.resolve_session_id, session_id)
         unfinished = await store.call(store.store.unfinished, full_id)
         doc = await store.call(store.store.load_document, full_id)
         if not any(unfinished.values()):
-            return ResumeResult(doc, ran=False)
+            if doc["session"]["status"] == "completed":
+                await _forget_snapshot(store, doc)  # killed before it could delete it
+                return ResumeResult(doc, ran=False)
+            await store.call(store.store.claim_session, full_id)
+            doc["session"].update(status="running", error=None, exit_code=None)
+            # What its killed refute left (leased worktrees, orphaned tests), as any run
+            # would clean it up at its start.
+            with contextlib.suppress(RefuteError, OSError):
+                await clean_after_dead(await Repository.open(doc["session"]["repo"]))
+            final = await _finish(store, doc, "completed", EXIT_CODES["ok"], None, None)
+            return ResumeResult(final, ran=False, finished=True)
+        if not doc["session"]["base"].get("sha"):
+            # Resolving the ref again now is exactly "testing the wrong code, silently".
+            raise RepositoryError(
+                f"session {full_id} recorded no base commit (it stopped before resolving"
+                " it, so nothing ran); run its plan again"
+            )
         spec = spec_from_document(doc, config)
         if sandbox:
             _sandbox_all(spec, doc)
         # Refused before the session is touched: a sandbox that is unavailable is bad input.
         await require_sandbox([*spec.hypotheses, *([spec.control] if spec.control else [])])
-        await store.call(store.store.set_status, full_id, "running")
-        doc["session"]["status"] = "running"
+        await store.call(store.store.claim_session, full_id)
+        doc["session"].update(status="running", error=None, exit_code=None)
         if on_created is not None:
             on_created(doc)
         final = await _execute(spec, store, doc, unfinished, backend or LocalBackend(), on_event)
@@ -264,15 +331,15 @@ async def _execute(
     on_event: EventCallback | None,
 ) -> dict[str, Any]:
     session_id = doc["session"]["id"]
-    log_dir = make_owned_dir(state_dir() / "logs") / session_id
     everything = [*spec.hypotheses, *([spec.control] if spec.control else [])]
     if attempts is not None:
         everything = [h for h in everything if attempts.get(h.id)]
     recorder = _Recorder(store, doc, on_event)
     capacity = max(spec.config.concurrency(), len(everything)) if spec.keep_worktrees else None
+    # The recorded base, never resolved again: the snapshot (if any) is already in it.
     options = IsolationOptions(
-        base=spec.base,
-        include_uncommitted=spec.include_uncommitted,
+        base=doc["session"]["base"].get("sha") or spec.base,
+        include_uncommitted=False,
         setup=spec.setup,
         setup_timeout=spec.setup_timeout,
         keep_paths=spec.keep_paths,
@@ -280,15 +347,13 @@ async def _execute(
         pool_capacity=capacity,
     )
 
-    def on_base(sha: str, snapshot_of: str | None) -> None:
-        doc["session"]["base"]["sha"] = sha
-        doc["session"]["base"]["snapshot_of"] = snapshot_of
-
     started = time.monotonic()
     status, exit_code, error = "completed", EXIT_CODES["ok"], None
+    await store.call(_keep_reserve, store.store.path.parent)  # file I/O: off the loop
     try:
+        log_dir = make_owned_dir(state_dir() / "logs") / session_id
         if everything:
-            await run_isolated(
+            isolated = await run_isolated(
                 spec.repo,
                 everything,
                 replace(spec.config, log_dir=log_dir),
@@ -296,9 +361,11 @@ async def _execute(
                 attempts=attempts,
                 backend=backend,
                 on_event=recorder.event,
-                on_base=on_base,
                 halt=spec.halt,
             )
+            if isolated.infrastructure_error is not None:
+                status, exit_code = "failed", EXIT_CODES["infrastructure"]
+                error = isolated.infrastructure_error
     except asyncio.CancelledError:
         status, exit_code = "interrupted", EXIT_CODES["interrupted"]
         await shielded(_finish(store, doc, status, exit_code, error, time.monotonic() - started))
@@ -326,8 +393,14 @@ async def _finish(
     status: str,
     exit_code: int,
     error: str | None,
-    wall: float,
+    wall: float | None,
 ) -> dict[str, Any]:
+    session_id = doc["session"]["id"]
+    try:
+        await store.flush()
+    except StoreError as exc:  # a run could not be stored (a full state filesystem)
+        status, exit_code = "failed", EXIT_CODES["infrastructure"]
+        error = f"cannot store the session's runs: {exc}"
     doc["session"]["status"] = status
     doc["session"]["finished_at"] = _now()
     doc["session"]["error"] = error
@@ -335,6 +408,56 @@ async def _finish(
     if status == "completed":
         exit_code = analysis.session_exit_code(analysed)
     analysed["session"]["exit_code"] = exit_code
-    await store.flush()
-    await store.call(store.store.finish_session, doc["session"]["id"], status, exit_code, analysed)
+    try:
+        await store.call(store.store.finish_session, session_id, status, exit_code, analysed)
+    except StoreError as exc:
+        # Never left "running": the smallest write that says the session failed, with the
+        # reserve given back to a full filesystem first so that this write fits.
+        why = f"cannot record the end of session {session_id}: {exc}"
+        _release_reserve(store.store.path.parent)
+        with contextlib.suppress(StoreError):
+            await store.call(store.store.mark_failed, session_id, EXIT_CODES["infrastructure"], why)
+        raise StoreError(why) from exc
+    if status == "completed":
+        await _forget_snapshot(store, analysed)
     return analysed
+
+
+#: A file the size of a session's last write, kept next to the database while sessions run
+#: and deleted when that write fails for want of space (the tests' logs filled the disk).
+RESERVE_NAME = "store-reserve"
+RESERVE_BYTES = 1 << 20
+
+
+def _keep_reserve(directory: Path) -> None:
+    path = directory / RESERVE_NAME
+    with contextlib.suppress(OSError):
+        if path.stat().st_size >= RESERVE_BYTES:
+            return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return  # best effort: a full or read-only directory has no room for it anyway
+    try:
+        os.posix_fallocate(fd, 0, RESERVE_BYTES)
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    finally:
+        os.close(fd)
+
+
+def _release_reserve(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        (directory / RESERVE_NAME).unlink()
+
+
+async def _forget_snapshot(store: BackgroundStore, doc: dict[str, Any]) -> None:
+    """Delete a completed session's snapshot ref, unless a run is still left to resume."""
+    ref = doc["session"]["base"].get("snapshot_ref")
+    if not ref:
+        return
+    with contextlib.suppress(RefuteError, OSError):
+        if any((await store.call(store.store.unfinished, doc["session"]["id"])).values()):
+            return
+        await delete_ref(await Repository.open(doc["session"]["repo"]), ref)

@@ -67,7 +67,9 @@ def spec_from_document(
     """Rebuild what a stored session ran (self-contained: the plan file may have changed).
 
     The document is read through `refute.document.SessionDocument` once; a stored
-    document that does not validate is a StoreError.
+    document that does not validate is a StoreError. The base is the recorded commit (the
+    snapshot of uncommitted work, when the session took one); `refute.app.resume` refuses
+    a session that recorded none rather than resolve the ref again.
     """
     try:
         document = SessionDocument.model_validate(doc)

@@ -275,8 +275,17 @@ def run(
         )
     )
     _say_if_halted(doc)
+    _say_if_failed(doc)
     _emit_report(doc, fmt, output)
     return int(doc["session"]["exit_code"] or 0)
+
+
+def _say_if_failed(doc: dict[str, Any]) -> None:
+    """One line on stderr saying why a session failed (the report follows on stdout)."""
+    session = doc["session"]
+    if session.get("status") == "failed":
+        why = session.get("error") or "see the report"
+        click.echo(f"refute: error: session {session['id']} failed: {_one_line(why)}", err=True)
 
 
 def _say_if_halted(doc: dict[str, Any]) -> None:
@@ -457,8 +466,15 @@ def resume(session: str, fmt: str, output: Path | None, sandbox: bool) -> int:
         return result.document
 
     doc = _run_with_progress(go)
-    if outcome and not outcome[0].ran:
+    if outcome and outcome[0].finished:
+        click.echo(
+            f"refute: session {doc['session']['id']} had nothing left to run;"
+            " analysed and finished it",
+            err=True,
+        )
+    elif outcome and not outcome[0].ran:
         click.echo(f"refute: session {doc['session']['id']} has nothing left to run", err=True)
+    _say_if_failed(doc)
     _emit_report(doc, fmt, output)
     return int(doc["session"]["exit_code"] or 0)
 

@@ -236,10 +236,15 @@ class OutcomeCounts(_Part):
 class Base(_Part):
     """The commit the session tested."""
 
+    schema_optional = frozenset({"snapshot_ref"})
+
     ref: str = ""
     sha: Sha | None = None
     snapshot_of: str | None = None
     include_uncommitted: bool = False
+    #: The ref that keeps the snapshot alive while the session can still be resumed (a
+    #: resume runs on it); deleted from the repository once the session completes.
+    snapshot_ref: str | None = None
 
 
 class Settings(_Part):

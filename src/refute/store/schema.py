@@ -75,6 +75,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    (  # version 2: the owner of a session (`<pid>.<start time>`, refute.owners), so a
+        # session whose refute died is told apart from one that still runs
+        "ALTER TABLE sessions ADD COLUMN owner TEXT",
+    ),
 ]
 
 

@@ -14,6 +14,11 @@ is stored with `not_run = 1` and does not count as done: `unfinished()` lists it
 again, and a real result for the same attempt replaces it (what `refute resume` does). A
 real result is never replaced by a not_run one.
 
+Each session records its **owner**, the token (`<pid>.<start time>`, `refute.owners`) of
+the refute process running it. A session stored as "running" whose owner is gone (killed,
+even by SIGKILL) is read as "interrupted" (`load_document`, `list_sessions`), and
+`claim_session` (what a resume does first) refuses a session whose owner still runs.
+
 Several processes may use the same database at once: WAL mode (readers never wait for the
 writer), a 30 s busy timeout, and every write is one short `BEGIN IMMEDIATE` transaction
 (a transaction that starts as a reader and then writes could fail at once with "database
@@ -43,7 +48,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from refute.document import ANALYSIS_KEYS, CONTROL_ID, STATUSES
-from refute.errors import StoreError, UnknownSessionError
+from refute.errors import SessionRunningError, StoreError, UnknownSessionError
+from refute.owners import process_token, token_owner_alive
 from refute.paths import make_owned_dir, state_dir
 from refute.store.documents import (
     DOCUMENT_SCHEMA,
@@ -156,10 +162,11 @@ class Store:
 
     # -- writing --------------------------------------------------------------------------
 
-    def create_session(self, doc: Mapping[str, Any]) -> None:
+    def create_session(self, doc: Mapping[str, Any], *, owner: str | None = None) -> None:
         """Insert a new session (status "running") and its hypotheses from a session
-        document. Runs already in the document are stored too. Raises StoreError if the
-        document is malformed or the id is taken."""
+        document. Runs already in the document are stored too. `owner` is the token of
+        the refute process that runs it (default: this process'). Raises StoreError if
+        the document is malformed or the id is taken."""
         head, runs = split_document(doc)
         session = head["session"]
         session_id: str = session["id"]
@@ -169,8 +176,8 @@ class Store:
                 raise StoreError(f"session {session_id} already exists")
             conn.execute(
                 "INSERT INTO sessions (id, repo, plan_path, bug, status, started_at,"
-                " finished_at, exit_code, has_control, document)"
-                " VALUES (?, ?, ?, ?, 'running', ?, NULL, NULL, ?, ?)",
+                " finished_at, exit_code, has_control, document, owner)"
+                " VALUES (?, ?, ?, ?, 'running', ?, NULL, NULL, ?, ?, ?)",
                 (
                     session_id,
                     session["repo"],
@@ -179,6 +186,7 @@ class Store:
                     session["started_at"],
                     int(head.get("control") is not None),
                     dumps(head, "the session document"),
+                    owner or process_token(),
                 ),
             )
             upsert_hypotheses(conn, session_id, head["hypotheses"])
@@ -265,6 +273,45 @@ class Store:
                     (status, now_iso(), session_id),
                 )
 
+    def claim_session(self, session_id: str, *, owner: str | None = None) -> None:
+        """Make `owner` (default: this process) the owner of a session about to run again:
+        status "running", `finished_at` and `exit_code` cleared. Atomic, so two resumes
+        cannot both win; raises SessionRunningError while another live process runs it."""
+        me = owner or process_token()
+        with self._write() as conn:
+            status, current = _session_row(conn, session_id, "status, owner")
+            if status == "running" and current and current != me and token_owner_alive(current):
+                raise SessionRunningError(
+                    f"session {session_id} is still running (refute process"
+                    f" {_owner_pid(current)}); wait for it, or stop it first"
+                )
+            conn.execute(
+                "UPDATE sessions SET status = 'running', finished_at = NULL, exit_code = NULL,"
+                " owner = ? WHERE id = ?",
+                (me, session_id),
+            )
+
+    def mark_failed(self, session_id: str, exit_code: int | None, error: str) -> None:
+        """Record that a session failed, writing as little as possible: for when
+        `finish_session` itself failed (a full disk). Tries the status, exit code and
+        error; if even that cannot be written, the status and exit code alone."""
+        finished_at = now_iso()
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "UPDATE sessions SET status = 'failed', exit_code = ?,"
+                    " finished_at = coalesce(finished_at, ?),"
+                    " document = json_set(document, '$.session.error', ?) WHERE id = ?",
+                    (exit_code, finished_at, error, session_id),
+                )
+        except StoreError:
+            with self._write() as conn:
+                conn.execute(
+                    "UPDATE sessions SET status = 'failed', exit_code = ?,"
+                    " finished_at = coalesce(finished_at, ?) WHERE id = ?",
+                    (exit_code, finished_at, session_id),
+                )
+
     # -- reading --------------------------------------------------------------------------
 
     def load_document(self, session_id: str) -> dict[str, Any]:
@@ -272,8 +319,8 @@ class Store:
         hypothesis' (and the control's) in attempt order; status, finished_at and exit_code
         are the current ones."""
         with self._read() as conn:
-            status, finished_at, exit_code, document = _session_row(
-                conn, session_id, "status, finished_at, exit_code, document"
+            status, finished_at, exit_code, document, owner = _session_row(
+                conn, session_id, "status, finished_at, exit_code, document, owner"
             )
             rows = conn.execute(
                 "SELECT hypothesis_id, data FROM runs WHERE session_id = ?"
@@ -281,7 +328,13 @@ class Store:
                 (session_id,),
             ).fetchall()
         doc: dict[str, Any] = json.loads(document)
-        doc["session"].update(status=status, finished_at=finished_at, exit_code=exit_code)
+        shown = _status_as_seen(status, owner)
+        doc["session"].update(status=shown, finished_at=finished_at, exit_code=exit_code)
+        if shown != status and not doc["session"].get("error"):
+            doc["session"]["error"] = (
+                f"its refute process ({_owner_pid(owner)}) is gone;"
+                f" `refute resume {session_id}` finishes it"
+            )
         return join_runs(doc, rows)
 
     def latest_session_id(self, repo: str | os.PathLike[str] | None = None) -> str | None:
@@ -302,7 +355,7 @@ class Store:
             raise StoreError(f"limit must be >= 1, got {limit!r}")
         columns = (
             "SELECT s.id, s.repo, s.plan_path, s.bug, s.status, s.started_at, s.finished_at,"
-            " s.exit_code, s.document,"
+            " s.exit_code, s.document, s.owner,"
             " (SELECT count(*) FROM runs r WHERE r.session_id = s.id AND r.not_run = 0)"
             " FROM sessions s"
         )
@@ -316,14 +369,14 @@ class Store:
                     columns + " WHERE s.repo = ?" + order, (os.fspath(repo), count)
                 ).fetchall()
         sessions = []
-        for sid, repo_, plan, bug, status, started, finished, code, document, runs in rows:
+        for sid, repo_, plan, bug, status, started, finished, code, document, owner, runs in rows:
             sessions.append(
                 {
                     "id": sid,
                     "repo": repo_,
                     "plan_path": plan,
                     "bug": bug,
-                    "status": status,
+                    "status": _status_as_seen(status, owner),
                     "started_at": started,
                     "finished_at": finished,
                     "exit_code": code,
@@ -423,6 +476,19 @@ class Store:
 def _check_status(status: str) -> None:
     if status not in STATUSES:
         raise StoreError(f"invalid session status {status!r}; one of {', '.join(STATUSES)}")
+
+
+def _status_as_seen(status: str, owner: str | None) -> str:
+    """A "running" session whose owner is gone (or unknown: stored before owners were) is
+    "interrupted": nothing will ever finish it but a resume."""
+    if status == "running" and not (owner and token_owner_alive(owner)):
+        return "interrupted"
+    return status
+
+
+def _owner_pid(owner: str | None) -> str:
+    pid = (owner or "").partition(".")[0]
+    return f"pid {pid}" if pid.isdigit() else "unknown"
 
 
 def _session_row(conn: sqlite3.Connection, session_id: str, columns: str) -> tuple[Any, ...]:

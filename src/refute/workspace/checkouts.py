@@ -182,6 +182,10 @@ class Checkouts:
             if entry is None:
                 await self._make_room()
                 entry = _Entry(task=asyncio.create_task(self._prepare(request)))
+                # Its failure is remembered (`_failures`) and raised to every run that
+                # asks; retrieved here too, so it is not logged as never retrieved when the
+                # runs waiting for it were cancelled first.
+                entry.task.add_done_callback(_retrieve)
                 self._entries[request] = entry
         return entry
 
@@ -291,6 +295,11 @@ class Checkouts:
             samples["cleanup"] = [sum(samples["cleanup"]) / len(samples["cleanup"])]
         with contextlib.suppress(OSError):
             calibration.record(self.repo.id, samples)
+
+
+def _retrieve(task: asyncio.Task[Path]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 #: git's empty tree: the "parent" of a root commit.

@@ -7,7 +7,9 @@ Run at every start (cheap when there is nothing to do) and on demand with a dry 
 * worktrees registered in git under refute's slots directory (exact path prefix, after
   resolving symlinks) that have no lease file, and directories in the slots directory
   that git does not know;
-* snapshot refs under `refs/refute/snapshots/` whose owning refute process is gone;
+* snapshot refs under `refs/refute/snapshots/` whose owning refute process is gone, except
+  a session's (`session_of_ref`): a session killed mid-way is resumed on its snapshot, so
+  its ref is `refute.app`'s to delete once the session is finished;
 * temporary index directories of snapshots whose refute is gone.
 
 Free pool slots are kept: they are the warm pool. Test processes whose refute is gone
@@ -27,7 +29,7 @@ from refute.owners import token_owner_alive
 from refute.paths import inside, is_owned_dir, state_dir
 from refute.workspace.git import GitResult, run_git
 from refute.workspace.pool import WorktreePool
-from refute.workspace.snapshot import SNAPSHOT_REF_PREFIX, TMP_PREFIX
+from refute.workspace.snapshot import SNAPSHOT_REF_PREFIX, TMP_PREFIX, session_of_ref
 from refute.workspace.worktrees import Repository, force_rmtree, forget_admin_entry, remove_worktree
 
 __all__ = [
@@ -157,8 +159,8 @@ async def _reconcile_refs(
 ) -> None:
     for ref in listing.stdout.split():
         token = ref[len(SNAPSHOT_REF_PREFIX) :]
-        if token_owner_alive(token):
-            continue
+        if token_owner_alive(token) or session_of_ref(ref) is not None:
+            continue  # a session's snapshot outlives its refute (until the session ends)
         report.refs.append(ref)
         if not dry_run:
             await run_git(["update-ref", "-d", ref], cwd=repo.root, check=False)
