@@ -159,7 +159,7 @@ async def test_pool_leases_distinct_worktrees_and_resets_reused_slots(tmp_path):
         assert first.path != second.path
         for lease in (first, second):
             assert lease.path.resolve().is_relative_to(_home().resolve())
-            await verify_worktree(lease.path, sha)
+            await verify_worktree(repo, lease.path, sha)
             assert (lease.path / "README.md").read_text(encoding="utf-8") == "hello\n"
         # Leave a mess behind: a modified tracked file, an untracked and an ignored file.
         (first.path / "README.md").write_text("changed\n", encoding="utf-8")
@@ -173,7 +173,7 @@ async def test_pool_leases_distinct_worktrees_and_resets_reused_slots(tmp_path):
     try:
         assert not again.fresh
         assert again.path in {first.path, second.path}
-        await verify_worktree(again.path, sha)
+        await verify_worktree(repo, again.path, sha)
         status = git(again.path, "status", "--porcelain", "--ignored", "--untracked-files=all")
         assert status == ""
         assert (again.path / "README.md").read_text(encoding="utf-8") == "hello\n"
