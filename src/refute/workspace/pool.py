@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from refute.errors import GitError, WorktreeError
+from refute.errors import GitError, NotOwnedError, WorktreeError
 from refute.model import DEFAULT_CONCURRENCY, DEFAULT_KEEP_PATHS, check_id
 from refute.paths import cache_dir, inside, is_real_dir, make_owned_dir, owned_chain
 from refute.workspace.git import GitResult, git_out, run_git
@@ -132,8 +132,11 @@ class WorktreePool:
         """Create (and check) the pool's directories; none may be a symlink or a file
         (`make_owned_dir` refuses; `refute clean`, run at every start, repairs them)."""
         top = self.root.parent.parent
-        for path in (top, top / "worktrees", self.root, self.slots_dir, self.leases_dir):
-            make_owned_dir(path)
+        try:
+            for path in (top, top / "worktrees", self.root, self.slots_dir, self.leases_dir):
+                make_owned_dir(path)
+        except NotOwnedError as exc:
+            raise WorktreeError(f"{exc}; `refute clean` repairs it") from exc
         if inside(self.root, self.repo.root):
             raise WorktreeError(
                 f"refute's cache {self.root} is inside the repository {self.repo.root}"

@@ -143,6 +143,9 @@ def _repair_pool(pool: WorktreePool, report: CleanReport, *, dry_run: bool) -> N
             return
         if not is_owned_dir(path):
             return  # not marked as refute's: never touched
+    lock = pool.admin.path
+    if lock.is_symlink() or (lock.exists() and not lock.is_file()):
+        _aside(lock, report, dry_run=dry_run)
     try:
         with os.scandir(pool.leases_dir) as scan:
             entries = [(e.name, Path(e.path), e.is_file(follow_symlinks=False)) for e in scan]
