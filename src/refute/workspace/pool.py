@@ -5,16 +5,25 @@ Layout under `cache_dir()/worktrees/<repo-id>/` (each directory carries refute's
     slots/<name>/          a detached git worktree
     leases/<name>.json     its lease: flock-ed while a refute process uses the slot; the JSON
                            says state ("creating" | "leased" | "free"), pid, base, last use
+    admin.lock             flock-ed around worktree administration (`worktrees.AdminLock`)
 
 A slot is leased to one refute process at a time: the lease file is locked with `flock`,
 which the kernel releases when the holder dies, even by SIGKILL. So "is the holder dead?"
-is a non-blocking lock attempt, immune to pid reuse. Acquiring a free slot resets it to
+is a non-blocking lock attempt, immune to pid reuse. A new lease is written and locked
+under a temporary name, then linked into place: no other refute can ever lock it first.
+
+No path is followed through a symlink: the pool's directories must be real directories
+of refute's (`refute.paths.owned_chain`), lease files are opened with `O_NOFOLLOW`, and a
+slot is checked to be a worktree of its own (`verify_worktree`: its `.git` file, its admin
+entry, git's view of its top level) every time it is reused, before any git runs in it;
+a slot that fails is destroyed, by path, without asking git. Acquiring a free slot resets it to
 the base (`reset --hard`, `clean -ffdx` keeping configured paths such as `.venv`); if
 `status --porcelain --ignored` is not clean afterwards, the slot is destroyed and made
 anew. The pool holds at most `capacity` slots; extra ones are evicted least recently used
 first when released.
 
-A warm slot that a test left clean costs one git command (`status`). The index flags that
+A warm slot that a test left clean costs two git commands (`rev-parse` for the isolation
+check, `status`). The index flags that
 could hide a change from it (assume-unchanged, skip-worktree) are read with `ls-files -v`
 only when the slot's index file is not the very one read last time: the lease records
 the index's inode, size, mtime and ctime after a check, and git rewrites the index
