@@ -460,3 +460,19 @@ async def test_a_dead_creators_temporary_lease_goes_a_live_ones_stays(tmp_path):
         assert live.exists()
     finally:
         os.close(fd)
+
+
+@pytest.mark.asyncio
+async def test_clean_removes_a_free_slot_whose_git_file_a_test_redirected(tmp_path):
+    repo_path = make_repo(tmp_path / "repo")
+    repo = await Repository.open(repo_path)
+    pool = WorktreePool(repo)
+    lease = await pool.acquire(git(repo_path, "rev-parse", "HEAD").strip(), "victim")
+    (lease.path / ".git").write_text(f"gitdir: {repo_path}/.git\n", encoding="utf-8")
+    await pool.release(lease)
+    before = fingerprint(repo_path)
+    report = await reconcile(repo)
+    assert report.worktrees == [str(lease.path)]
+    assert not lease.path.exists()
+    assert refute_worktrees(repo_path, cache_dir()) == []
+    assert fingerprint(repo_path) == before

@@ -74,6 +74,9 @@ def problems_of(proc: subprocess.CompletedProcess[str], label: str) -> list[str]
         document: dict[str, Any] = json.loads(proc.stdout)
     except ValueError:
         return [*found, f"{label}: no JSON report"]
+    runs = sum(len(entry["runs"]) for entry in (document["control"], *document["hypotheses"]))
+    if runs != HYPOTHESES + 1:
+        found.append(f"{label}: {runs} runs recorded, not {HYPOTHESES + 1}")
     found.extend(
         f"{label}: {run['hypothesis_id']} ERROR: {run['error_message']}"
         for entry in (document["control"], *document["hypotheses"])

@@ -164,7 +164,7 @@ def run_hostile_then_normal(tmp_path: Path, first_plan: Path, repo: Path) -> Non
     assert errors_of(json.loads(second.stdout)) == []
     assert_same(before, checkout_fingerprint(repo))
 
-    for args in (("clean", "--dry-run"), ("clean",), ("clean",)):
+    for args in (("clean", "--dry-run"), ("clean",)):
         cleaned = refute(*args, cwd=repo)
         assert cleaned.returncode == 0, cleaned.stderr
         assert_same(before, checkout_fingerprint(repo))

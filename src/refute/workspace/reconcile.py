@@ -36,12 +36,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from refute.errors import WorktreeError
 from refute.owners import token_owner_alive
 from refute.paths import is_owned_dir, owned_chain, state_dir
 from refute.workspace.git import GitResult, run_git
 from refute.workspace.pool import WorktreePool
 from refute.workspace.snapshot import SNAPSHOT_REF_PREFIX, TMP_PREFIX
-from refute.workspace.worktrees import Repository, force_rmtree, forget_admin_entry
+from refute.workspace.worktrees import Repository, admin_dir_of, force_rmtree, forget_admin_entry
 
 __all__ = [
     "CleanReport",
@@ -187,7 +188,7 @@ async def _reconcile_slots(pool: WorktreePool, report: CleanReport, *, dry_run: 
             continue
         info = pool.read_info(fd)
         path = pool.slots_dir / name
-        if info.get("state") == "free" and _is_slot_dir(path):
+        if info.get("state") == "free" and _is_slot_dir(pool.repo, path):
             report.kept.append(f"{name} (free pool slot)")
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
@@ -200,15 +201,14 @@ async def _reconcile_slots(pool: WorktreePool, report: CleanReport, *, dry_run: 
             await pool.destroy_slot(name, fd)
 
 
-def _is_slot_dir(path: Path) -> bool:
-    """A real directory with a regular `.git` file: lstat only (the full isolation check
-    runs when the slot is next acquired)."""
+def _is_slot_dir(repo: Repository, path: Path) -> bool:
+    """A worktree of its own by its files (`admin_dir_of`: no git runs; the full check,
+    with git's view, runs when the slot is next acquired)."""
     try:
-        return stat.S_ISDIR(os.lstat(path).st_mode) and stat.S_ISREG(
-            os.lstat(path / ".git").st_mode
-        )
-    except OSError:
+        admin_dir_of(repo, path)
+    except WorktreeError:
         return False
+    return True
 
 
 async def _reconcile_registered(pool: WorktreePool, report: CleanReport, *, dry_run: bool) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "AdminLock",
     "Repository",
     "add_worktree",
+    "admin_dir_of",
     "apply_patch",
     "force_rmtree",
     "forget_admin_entry",
