@@ -3,6 +3,8 @@ held across processes, and the free-disk guard. Real repositories, real git, rea
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import json
 import os
 import select
@@ -511,3 +513,73 @@ async def test_not_enough_free_disk_is_an_error_per_hypothesis(tmp_path, monkeyp
     assert refute_worktrees(repo_path, home) == []
     repo = await Repository.open(repo_path)
     assert WorktreePool(repo).slot_names() == []
+
+
+# -- concurrent refute processes (issue step 3, point 6) ------------------------------------
+
+
+def _hold(path: Path) -> int:
+    """Take `path`'s flock the way another refute process would (its own open file)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+@pytest.mark.asyncio
+async def test_worktree_creation_waits_for_another_refutes_admin_lock(tmp_path):
+    repo = await Repository.open(make_repo(tmp_path / "repo", FILES))
+    sha = await resolve_base(repo, "HEAD")
+    pool = WorktreePool(repo, capacity=2)
+    pool._ensure_dirs()
+    fd = _hold(pool.admin.path)
+    task = asyncio.ensure_future(pool.acquire(sha, "waiter"))
+    try:
+        await asyncio.sleep(1.0)
+        assert not task.done(), "worktree add ran while another refute held the admin lock"
+        assert git(repo.root, "worktree", "list").count("\n") == 1  # nothing registered yet
+        lease_files = list(pool.leases_dir.glob("*.json"))
+        assert len(lease_files) == 1  # the lease exists first (and is locked)...
+        assert pool.try_lock(lease_files[0].name.removesuffix(".json")) is None
+    finally:
+        os.close(fd)  # ...then the worktree is registered
+    lease = await asyncio.wait_for(task, 60)
+    try:
+        assert lease.fresh
+        assert (lease.path / "README.md").is_file()
+    finally:
+        await pool.release(lease)
+
+
+def test_a_new_lease_is_locked_before_it_has_its_name(tmp_path):
+    async def pool_of() -> WorktreePool:
+        return WorktreePool(await Repository.open(make_repo(tmp_path / "repo", FILES)))
+
+    pool = asyncio.run(pool_of())
+    pool._ensure_dirs()
+    fd = pool._new_lease("fresh-abc123", {"state": "creating"})
+    try:
+        assert sorted(p.name for p in pool.leases_dir.iterdir()) == [
+            ".refute-owned",
+            "fresh-abc123.json",
+        ]
+        assert pool.try_lock("fresh-abc123") is None  # another open file: refused
+        assert json.loads((pool.leases_dir / "fresh-abc123.json").read_text()) == {
+            "state": "creating"
+        }
+    finally:
+        os.close(fd)
+    again = pool.try_lock("fresh-abc123")
+    assert again is not None
+    # A lease unlinked (by the process that destroyed its slot) after it was opened is not
+    # taken: the lock is only good on the file that still has the name.
+    os.close(again)
+    stale = os.open(pool.leases_dir / "fresh-abc123.json", os.O_RDWR)
+    (pool.leases_dir / "fresh-abc123.json").unlink()
+    (pool.leases_dir / "fresh-abc123.json").write_text("{}")
+    try:
+        fcntl.flock(stale, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd2 = pool.try_lock("fresh-abc123")
+        assert fd2 is not None  # the new file under the name is a different lock
+        os.close(fd2)
+    finally:
+        os.close(stale)

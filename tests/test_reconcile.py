@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import random
 import select
@@ -24,6 +25,7 @@ from gitutil import fingerprint, git, make_repo, refute_worktrees
 from refute.app.isolated import clean_after_dead
 from refute.paths import cache_dir
 from refute.workspace.pool import WorktreePool
+from refute.workspace.reconcile import reconcile
 from refute.workspace.worktrees import Repository
 
 PY = sys.executable
@@ -437,3 +439,42 @@ async def test_reconcile_leaves_the_users_things_alone(tmp_path, test_tag):
     ).splitlines()
     alive = wait_until_gone(test_tag, timeout=5.0)
     assert alive == [], [(p.pid, p.cmdline()) for p in alive]
+
+
+@pytest.mark.asyncio
+async def test_a_dead_creators_temporary_lease_goes_a_live_ones_stays(tmp_path):
+    repo = await Repository.open(make_repo(tmp_path / "repo"))
+    pool = WorktreePool(repo)
+    pool._ensure_dirs()
+    dead = pool.leases_dir / ".tmp-dead-0001"
+    live = pool.leases_dir / ".tmp-live-0002"
+    dead.write_text("{}")
+    live.write_text("{}")
+    fd = os.open(live, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        dry = await reconcile(repo, dry_run=True)
+        assert dry.temporary == [str(dead)]
+        assert dead.exists()
+        report = await reconcile(repo)
+        assert report.temporary == [str(dead)]
+        assert not dead.exists()
+        assert live.exists()
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.asyncio
+async def test_clean_removes_a_free_slot_whose_git_file_a_test_redirected(tmp_path):
+    repo_path = make_repo(tmp_path / "repo")
+    repo = await Repository.open(repo_path)
+    pool = WorktreePool(repo)
+    lease = await pool.acquire(git(repo_path, "rev-parse", "HEAD").strip(), "victim")
+    (lease.path / ".git").write_text(f"gitdir: {repo_path}/.git\n", encoding="utf-8")
+    await pool.release(lease)
+    before = fingerprint(repo_path)
+    report = await reconcile(repo)
+    assert report.worktrees == [str(lease.path)]
+    assert not lease.path.exists()
+    assert refute_worktrees(repo_path, cache_dir()) == []
+    assert fingerprint(repo_path) == before

@@ -39,14 +39,27 @@ from gitutil import (
 )
 from refute.analysis import run_evidence
 from refute.app.isolated import IsolationOptions, run_isolated
-from refute.errors import ConfigError, InvalidIdError, RepositoryError
+from refute.errors import (
+    ConfigError,
+    InvalidIdError,
+    NotOwnedError,
+    RepositoryError,
+    WorktreeError,
+)
 from refute.model import (
     Hypothesis,
     TestResult,
     check_id,
 )
+from refute.paths import MARKER_FILE, is_owned_dir, make_owned_dir, owned_chain
 from refute.workspace.pool import WorktreePool
-from refute.workspace.worktrees import Repository, resolve_base, verify_worktree
+from refute.workspace.worktrees import (
+    Repository,
+    force_rmtree,
+    forget_admin_entry,
+    resolve_base,
+    verify_worktree,
+)
 
 PY = sys.executable
 
@@ -159,7 +172,7 @@ async def test_pool_leases_distinct_worktrees_and_resets_reused_slots(tmp_path):
         assert first.path != second.path
         for lease in (first, second):
             assert lease.path.resolve().is_relative_to(_home().resolve())
-            await verify_worktree(lease.path, sha)
+            await verify_worktree(repo, lease.path, sha)
             assert (lease.path / "README.md").read_text(encoding="utf-8") == "hello\n"
         # Leave a mess behind: a modified tracked file, an untracked and an ignored file.
         (first.path / "README.md").write_text("changed\n", encoding="utf-8")
@@ -173,7 +186,7 @@ async def test_pool_leases_distinct_worktrees_and_resets_reused_slots(tmp_path):
     try:
         assert not again.fresh
         assert again.path in {first.path, second.path}
-        await verify_worktree(again.path, sha)
+        await verify_worktree(repo, again.path, sha)
         status = git(again.path, "status", "--porcelain", "--ignored", "--untracked-files=all")
         assert status == ""
         assert (again.path / "README.md").read_text(encoding="utf-8") == "hello\n"
@@ -484,3 +497,91 @@ async def test_run_isolated_refuses_duplicate_ids_before_creating_anything(tmp_p
     assert not _home().exists()
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert fingerprint(repo) == before
+
+
+# -- isolation on every use, no symlink followed (issue step 3, points 1-2) ---------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "attack",
+    ["dotgit-to-user", "dotgit-to-user-worktree", "core-worktree", "slot-symlink", "no-admin"],
+)
+async def test_verify_worktree_refuses_a_slot_a_test_redirected(tmp_path, attack):
+    repo_path = make_repo(tmp_path / "repo")
+    user_wt = tmp_path / "user-wt"
+    git(repo_path, "worktree", "add", "-q", "--detach", str(user_wt))
+    repo = await Repository.open(repo_path)
+    sha = await resolve_base(repo, "HEAD")
+    pool = WorktreePool(repo, capacity=1)
+    lease = await pool.acquire(sha, "one")
+    try:
+        await verify_worktree(repo, lease.path, sha)
+        dotgit = lease.path / ".git"
+        gitdir = Path(dotgit.read_text(encoding="utf-8").split(": ", 1)[1].strip())
+        if attack == "dotgit-to-user":
+            dotgit.write_text(f"gitdir: {repo_path}/.git\n", encoding="utf-8")
+        elif attack == "dotgit-to-user-worktree":
+            user_admin = (user_wt / ".git").read_text(encoding="utf-8").split(": ", 1)[1]
+            dotgit.write_text(f"gitdir: {user_admin.strip()}\n", encoding="utf-8")
+        elif attack == "core-worktree":
+            git(lease.path, "config", "extensions.worktreeConfig", "true")
+            git(lease.path, "config", "--worktree", "core.worktree", str(repo_path))
+        elif attack == "slot-symlink":
+            lease.path.rename(lease.path.with_name("moved"))
+            lease.path.symlink_to(repo_path, target_is_directory=True)
+        else:
+            import shutil  # noqa: PLC0415 - only here
+
+            shutil.rmtree(gitdir)
+        with pytest.raises(WorktreeError):
+            await verify_worktree(repo, lease.path, sha)
+    finally:
+        await pool.release(lease)
+
+
+def test_make_owned_dir_never_writes_through_a_symlink(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFUTE_HOME", str(tmp_path / "home"))
+    target = tmp_path / "users-checkout"
+    target.mkdir()
+    link = tmp_path / "home" / "cache" / "worktrees"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(target, target_is_directory=True)
+    with pytest.raises(NotOwnedError):
+        make_owned_dir(link)
+    assert list(target.iterdir()) == []
+    assert not is_owned_dir(link)
+    (target / MARKER_FILE).write_text("x\n", encoding="utf-8")  # even with a marker there
+    assert not is_owned_dir(link)
+    assert not owned_chain(link / "slot", link.parent)
+
+
+def test_force_rmtree_removes_a_symlink_not_its_target(tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "keep.txt").write_text("keep\n", encoding="utf-8")
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)
+    force_rmtree(link)
+    assert not link.exists()
+    assert not link.is_symlink()
+    assert (target / "keep.txt").read_text(encoding="utf-8") == "keep\n"
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "inner").symlink_to(target, target_is_directory=True)
+    force_rmtree(tree)
+    assert not tree.exists()
+    assert (target / "keep.txt").exists()
+
+
+@pytest.mark.asyncio
+async def test_forget_admin_entry_removes_only_the_exact_entry(tmp_path):
+    repo_path = make_repo(tmp_path / "repo")
+    user_wt = tmp_path / "user-wt"
+    git(repo_path, "worktree", "add", "-q", "--detach", str(user_wt))
+    repo = await Repository.open(repo_path)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path, target_is_directory=True)
+    forget_admin_entry(repo, link / "user-wt")  # resolves to the user's worktree: kept
+    assert len(list((repo.common_dir / "worktrees").iterdir())) == 1
+    assert str(user_wt) in git(repo_path, "worktree", "list")

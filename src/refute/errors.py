@@ -15,6 +15,7 @@ __all__ = [
     "GitError",
     "Interrupted",
     "InvalidIdError",
+    "NotOwnedError",
     "PlanCheckError",
     "PlanError",
     "RefuteError",
@@ -99,6 +100,16 @@ class WorktreeError(CheckoutError):
     def __init__(self, message: str, hypothesis_id: str | None = None) -> None:
         super().__init__(message)
         self.hypothesis_id = hypothesis_id
+
+
+class NotOwnedError(RefuteError):
+    """A directory refute creates is not refute's (a symlink or a file in its place).
+
+    Raised by `refute.paths.make_owned_dir`; refute never writes through such a path
+    (`refute clean` moves the pool's aside).
+    """
+
+    kind: ClassVar[ErrorKind] = "infrastructure"
 
 
 class InvalidIdError(ConfigError):

@@ -498,6 +498,8 @@ def clean(dry_run: bool, repo: Path) -> int:
         click.echo(f"{verb} ref {ref}")
     for path in report.temporary:
         click.echo(f"{verb} temporary {path}")
+    for item in report.repaired:
+        click.echo(f"{'would repair' if dry_run else 'repaired'} {item}")
     for pid in report.processes:
         click.echo(f"{'would stop' if dry_run else 'stopped'} process {pid}")
     if report.nothing_to_do:

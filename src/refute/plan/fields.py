@@ -154,4 +154,3 @@ def regex(value: str) -> str:
 
 
 Pattern = Annotated[str, Field(min_length=1), AfterValidator(regex)]
-

@@ -5,16 +5,25 @@ Layout under `cache_dir()/worktrees/<repo-id>/` (each directory carries refute's
     slots/<name>/          a detached git worktree
     leases/<name>.json     its lease: flock-ed while a refute process uses the slot; the JSON
                            says state ("creating" | "leased" | "free"), pid, base, last use
+    admin.lock             flock-ed around worktree administration (`worktrees.AdminLock`)
 
 A slot is leased to one refute process at a time: the lease file is locked with `flock`,
 which the kernel releases when the holder dies, even by SIGKILL. So "is the holder dead?"
-is a non-blocking lock attempt, immune to pid reuse. Acquiring a free slot resets it to
+is a non-blocking lock attempt, immune to pid reuse. A new lease is written and locked
+under a temporary name, then linked into place: no other refute can ever lock it first.
+
+No path is followed through a symlink: the pool's directories must be real directories
+of refute's (`refute.paths.owned_chain`), lease files are opened with `O_NOFOLLOW`, and a
+slot is checked to be a worktree of its own (`verify_worktree`: its `.git` file, its admin
+entry, git's view of its top level) every time it is reused, before any git runs in it;
+a slot that fails is destroyed, by path, without asking git. Acquiring a free slot resets it to
 the base (`reset --hard`, `clean -ffdx` keeping configured paths such as `.venv`); if
 `status --porcelain --ignored` is not clean afterwards, the slot is destroyed and made
 anew. The pool holds at most `capacity` slots; extra ones are evicted least recently used
 first when released.
 
-A warm slot that a test left clean costs one git command (`status`). The index flags that
+A warm slot that a test left clean costs two git commands (`rev-parse` for the isolation
+check, `status`). The index flags that
 could hide a change from it (assume-unchanged, skip-worktree) are read with `ls-files -v`
 only when the slot's index file is not the very one read last time: the lease records
 the index's inode, size, mtime and ctime after a check, and git rewrites the index
@@ -28,23 +37,26 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import math
 import os
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from refute.errors import GitError, WorktreeError
+from refute.errors import GitError, NotOwnedError, WorktreeError
 from refute.model import DEFAULT_CONCURRENCY, DEFAULT_KEEP_PATHS, check_id
-from refute.paths import cache_dir, inside, make_owned_dir
+from refute.paths import cache_dir, inside, is_real_dir, make_owned_dir, owned_chain
 from refute.workspace.git import GitResult, git_out, run_git
+from refute.workspace.submodules import init_submodules
 from refute.workspace.worktrees import (
+    AdminLock,
     Repository,
     add_worktree,
-    force_rmtree,
     forget_admin_entry,
     remove_worktree,
     verify_worktree,
@@ -65,6 +77,10 @@ __all__ = [
 MIN_FREE_BYTES = 256 * 1024 * 1024
 #: Lease info key: the stat signature of the slot's index when its flags were last checked.
 INDEX_CHECKED = "index_checked"
+#: A lease file longer than this is not refute's (it is read as an empty, unusable lease).
+_LEASE_LIMIT = 1 << 20
+#: Where a lease being created is written and locked before it appears under its name.
+_TMP_LEASE = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -86,7 +102,17 @@ class Lease:
 
 
 def pool_root(repo: Repository) -> Path:
-    return cache_dir() / "worktrees" / repo.id
+    """The pool of `repo`: under the real path of the cache directory, so that the paths
+    git records for its worktrees are exactly refute's (no symlink to resolve)."""
+    return Path(os.path.realpath(cache_dir())) / "worktrees" / repo.id
+
+
+def last_used(info: dict[str, Any]) -> float:
+    """A lease's `last_used`, 0.0 when it is missing or not a number (a corrupt lease)."""
+    value = info.get("last_used")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return 0.0
 
 
 class WorktreePool:
@@ -107,15 +133,23 @@ class WorktreePool:
         self.root = pool_root(repo)
         self.slots_dir = self.root / "slots"
         self.leases_dir = self.root / "leases"
-        self.registry_lock = asyncio.Lock()
+        self.admin = AdminLock(self.root / "admin.lock")
         self._statuses_running = 0  # `git status` calls of this pool under way
         self._cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
     def _ensure_dirs(self) -> None:
-        make_owned_dir(cache_dir())
-        make_owned_dir(self.root)
-        make_owned_dir(self.slots_dir)
-        make_owned_dir(self.leases_dir)
+        """Create (and check) the pool's directories; none may be a symlink or a file
+        (`make_owned_dir` refuses; `refute clean`, run at every start, repairs them)."""
+        top = self.root.parent.parent
+        try:
+            for path in (top, top / "worktrees", self.root, self.slots_dir, self.leases_dir):
+                make_owned_dir(path)
+        except NotOwnedError as exc:
+            raise WorktreeError(f"{exc}; `refute clean` repairs it") from exc
+        if inside(self.root, self.repo.root):
+            raise WorktreeError(
+                f"refute's cache {self.root} is inside the repository {self.repo.root}"
+            )
 
     # -- leases --------------------------------------------------------------------------
 
@@ -123,33 +157,67 @@ class WorktreePool:
         return self.leases_dir / f"{name}.json"
 
     def _slot_path(self, name: str) -> Path:
-        path = self.slots_dir / name
-        if not inside(path, self.slots_dir) or path.parent.resolve() != self.slots_dir.resolve():
-            raise WorktreeError(f"refusing a slot path outside refute's directory: {path}")
-        return path
+        """`slots/<name>`, lexically: a plain name, and no symlink is resolved (whether the
+        directories on the way are refute's is checked where it matters)."""
+        if not name or name in (".", "..") or "/" in name or "\0" in name:
+            raise WorktreeError(f"refusing a slot name: {name!r}")
+        return self.slots_dir / name
 
-    def try_lock(self, name: str, *, create: bool = False) -> int | None:
-        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    def try_lock(self, name: str) -> int | None:
+        """Lock the lease of slot `name` (an fd), or None when it is held, missing or not a
+        regular file of refute's (never followed through a symlink)."""
+        path = self._lease_path(name)
+        if not owned_chain(path, self.root):
+            return None
         try:
-            fd = os.open(self._lease_path(name), flags, 0o600)
-        except FileNotFoundError:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
             return None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            # Still the file under that name (not one its destroyer has just unlinked)?
+            st = os.fstat(fd)
+            now = os.lstat(path)
+        except OSError:
+            os.close(fd)
+            return None
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
             os.close(fd)
             return None
         return fd
 
+    def _new_lease(self, name: str, info: dict[str, Any]) -> int:
+        """Create the lease of a new slot, already locked and written when it appears under
+        its name (a temporary file, flock-ed, then linked into place): another refute's
+        start-up cleanup can never lock it in between and take it for a dead one's."""
+        path = self._lease_path(name)
+        tmp = self.leases_dir / f"{_TMP_LEASE}{name}-{secrets.token_hex(4)}"
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(tmp, flags, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._write_info(fd, info)
+            os.link(tmp, path, follow_symlinks=False)
+        except BaseException:
+            os.close(fd)
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        return fd
+
     @staticmethod
     def read_info(fd: int) -> dict[str, Any]:
+        """The lease's JSON object; {} (an unusable lease) when it is not one."""
         os.lseek(fd, 0, os.SEEK_SET)
         raw = b""
-        while chunk := os.read(fd, 65536):
+        while len(raw) <= _LEASE_LIMIT and (chunk := os.read(fd, 65536)):
             raw += chunk
+        if len(raw) > _LEASE_LIMIT:
+            return {}
         try:
             data = json.loads(raw.decode("utf-8") or "{}")
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # bad UTF-8 or JSON, absurd nesting
             return {}
         return data if isinstance(data, dict) else {}
 
@@ -161,9 +229,19 @@ class WorktreePool:
         os.write(fd, data)
 
     def slot_names(self) -> list[str]:
-        if not self.leases_dir.is_dir():
+        """Slots with a lease: regular files `leases/<name>.json` (a directory, a symlink
+        or anything else under such a name is corrupt state, for `refute clean`)."""
+        if not owned_chain(self.leases_dir / "x", self.root):
             return []
-        return sorted(p.name[: -len(".json")] for p in self.leases_dir.glob("*.json"))
+        names = []
+        with contextlib.suppress(OSError), os.scandir(self.leases_dir) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.endswith(".json") and not name.startswith("."):
+                    with contextlib.suppress(OSError):
+                        if entry.is_file(follow_symlinks=False):
+                            names.append(name[: -len(".json")])
+        return sorted(names)
 
     # -- acquire / release ---------------------------------------------------------------
 
@@ -198,12 +276,12 @@ class WorktreePool:
             if fd is None:
                 continue
             info = self.read_info(fd)
-            if info.get("state") != "free" or not (self.slots_dir / name / ".git").is_file():
+            if info.get("state") != "free" or not _looks_like_slot(self.slots_dir / name):
                 # Left by a process that died mid-way: reconcile's business, not reusable.
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
                 continue
-            candidates.append((float(info.get("last_used", 0.0)), name, fd, info))
+            candidates.append((last_used(info), name, fd, info))
         if not candidates:
             return None
         candidates.sort(reverse=True)
@@ -223,16 +301,16 @@ class WorktreePool:
             )
         name = f"{hypothesis_id}-{secrets.token_hex(3)}"
         path = self._slot_path(name)
-        fd = self.try_lock(name, create=True)
-        if fd is None:  # pragma: no cover - a random name collided with a held lease
-            raise WorktreeError(f"slot {name} is busy", hypothesis_id)
         info: dict[str, Any] = {"state": "creating", "pid": os.getpid(), "created": time.time()}
-        self._write_info(fd, info)
+        try:
+            fd = self._new_lease(name, info)
+        except OSError as exc:  # a random name collided, or the leases dir went away
+            raise WorktreeError(f"cannot create the lease of slot {name}: {exc}") from exc
         start = time.monotonic()
         try:
-            await add_worktree(self.repo, path, sha, self.registry_lock)
+            await add_worktree(self.repo, path, sha, self.admin)
             await self._init_submodules(path)
-            await verify_worktree(path, sha)
+            await verify_worktree(self.repo, path, sha)
         except BaseException:
             await asyncio.shield(self.destroy_slot(name, fd))
             raise
@@ -249,6 +327,9 @@ class WorktreePool:
         lease.info.update(state="leased", pid=os.getpid())
         self._write_info(lease.fd, lease.info)
         path = lease.path
+        # Before any git runs in it: is the slot still a worktree of its own? (A test may
+        # have pointed its `.git` at the user's repository; see `verify_worktree`.)
+        await verify_worktree(self.repo, path)
         if (path / ".gitmodules").is_file():
             await self._init_submodules(path)
         check = await self._check(path, sha, lease.info)
@@ -375,7 +456,7 @@ class WorktreePool:
             if fd is None:
                 continue
             info = self.read_info(fd)
-            free.append((float(info.get("last_used", 0.0)), name, fd))
+            free.append((last_used(info), name, fd))
         free.sort()
         evicted = []
         for index, (_, name, fd) in enumerate(free):
@@ -388,16 +469,24 @@ class WorktreePool:
         return evicted
 
     async def destroy_slot(self, name: str, fd: int) -> None:
-        """Remove the worktree, its git admin entry and its lease (we hold the lock)."""
+        """Remove the worktree, its git admin entry and its lease (we hold the lock).
+
+        Git is not asked and no symlink is followed: the admin entry naming the slot goes,
+        then the slot, only when every directory down to it is refute's (a test may have
+        swapped `slots` for a symlink into the user's checkout).
+        """
         try:
             path = self._slot_path(name)
-            _make_traversable(path)
-            if path.exists():
-                await remove_worktree(self.repo, path, self.registry_lock)
+            if owned_chain(path, self.root):
+                _make_traversable(path)
+                await remove_worktree(self.repo, path, self.admin, top=self.root)
             else:
-                forget_admin_entry(self.repo, path)
-            with contextlib.suppress(FileNotFoundError):
-                self._lease_path(name).unlink()
+                async with self.admin.held():
+                    forget_admin_entry(self.repo, path)
+            lease = self._lease_path(name)
+            if owned_chain(lease, self.root):
+                with contextlib.suppress(FileNotFoundError):
+                    lease.unlink()
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
@@ -424,9 +513,20 @@ def index_signature(path: Path) -> list[int] | None:
     return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
+def _looks_like_slot(path: Path) -> bool:
+    """A real directory with a regular `.git` file (lstat only; `verify_worktree` checks the
+    rest before git runs there)."""
+    if not is_real_dir(path):
+        return False
+    try:
+        return stat.S_ISREG(os.lstat(path / ".git").st_mode)
+    except OSError:
+        return False
+
+
 def _make_traversable(path: Path) -> None:
     """Undo a test's `chmod 000` on directories so git can reset and clean them."""
-    if not path.is_dir():
+    if not is_real_dir(path):
         return
     for root, dirs, _files in os.walk(path):
         for name in dirs:
@@ -434,34 +534,3 @@ def _make_traversable(path: Path) -> None:
             with contextlib.suppress(OSError):
                 if not full.is_symlink() and (full.stat().st_mode & 0o700) != 0o700:
                     full.chmod(full.stat().st_mode | 0o700)
-
-
-async def init_submodules(source_root: Path, path: Path) -> None:
-    """Populate the submodules of the worktree at `path` from the user's checkouts.
-
-    Each submodule is cloned with `--shared` from the user's own checkout of it (objects are
-    borrowed, nothing is fetched) and set to the commit the worktree records. The user's
-    config is not touched (`git submodule init` would write to the shared config).
-    """
-    if not (path / ".gitmodules").is_file():
-        return
-    listing = await run_git(["ls-files", "--stage", "-z"], cwd=path)
-    for record in listing.stdout.split("\0"):
-        if not record.startswith("160000 "):
-            continue
-        meta, _, sub_path = record.partition("\t")
-        sha = meta.split()[1]
-        target = path / sub_path
-        source = source_root / sub_path
-        if not (source / ".git").exists():
-            continue  # the user has not initialised it either: nothing local to use
-        if not (target / ".git").exists():
-            force_rmtree(target)
-            await run_git(
-                ["clone", "--quiet", "--shared", "--no-checkout", str(source), str(target)],
-                cwd=path,
-                env={"GIT_ALLOW_PROTOCOL": "file"},
-            )
-        await run_git(["reset", "--quiet", "--hard", sha], cwd=target)
-        await run_git(["clean", "-ffdxq"], cwd=target)
-        await init_submodules(source, target)

@@ -10,7 +10,16 @@ Run at every start (cheap when there is nothing to do) and on demand with a dry 
 * snapshot refs under `refs/refute/snapshots/` whose owning refute process is gone, except
   a session's (`session_of_ref`): a session killed mid-way is resumed on its snapshot, so
   its ref is `refute.app`'s to delete once the session is finished;
-* temporary index directories of snapshots whose refute is gone.
+* temporary index directories of snapshots whose refute is gone;
+* corrupt state under the pool: one of its directories (`worktrees/<repo-id>`, `slots`,
+  `leases`) that is a symlink (removed: the link, never what it points at) or a file
+  (moved aside), a lease that is not a regular file (moved aside), a lease being created
+  whose creator died (removed). Leases with garbage or wrong JSON types are unusable: their
+  slots are removed like those of dead sessions.
+
+Nothing is deleted through a symlink, and only below directories that are refute's own
+(`refute.paths.owned_chain`); the scan of registered worktrees holds the pool's admin lock,
+so it never sees another refute's worktree half created or half removed.
 
 Free pool slots are kept: they are the warm pool. Test processes whose refute is gone
 are the engine's to stop (`refute.engine.sweep.stop_orphans`); `refute.app.clean` does both
@@ -20,17 +29,22 @@ and fills `CleanReport.processes`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
+import secrets
+import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from refute.errors import WorktreeError
 from refute.owners import token_owner_alive
-from refute.paths import inside, is_owned_dir, state_dir
+from refute.paths import is_owned_dir, owned_chain, state_dir
 from refute.workspace.git import GitResult, run_git
 from refute.workspace.pool import WorktreePool
 from refute.workspace.snapshot import SNAPSHOT_REF_PREFIX, TMP_PREFIX, session_of_ref
-from refute.workspace.worktrees import Repository, force_rmtree, forget_admin_entry, remove_worktree
+from refute.workspace.worktrees import Repository, admin_dir_of, force_rmtree, forget_admin_entry
 
 __all__ = [
     "CleanReport",
@@ -48,10 +62,14 @@ class CleanReport:
     processes: list[int] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     temporary: list[str] = field(default_factory=list)
+    #: Corrupt state moved aside or removed, each as "<path> (<what was done>)".
+    repaired: list[str] = field(default_factory=list)
 
     @property
     def nothing_to_do(self) -> bool:
-        return not (self.worktrees or self.refs or self.processes or self.temporary)
+        return not (
+            self.worktrees or self.refs or self.processes or self.temporary or self.repaired
+        )
 
 
 async def reconcile(repo: Repository | None, *, dry_run: bool = False) -> CleanReport:
@@ -61,6 +79,7 @@ async def reconcile(repo: Repository | None, *, dry_run: bool = False) -> CleanR
     if repo is None:
         return report
     pool = WorktreePool(repo)
+    _repair_pool(pool, report, dry_run=dry_run)
     # The snapshot refs are listed while the slots are looked at (one git call less to wait
     # for at every start); nothing below changes them.
     refs = asyncio.ensure_future(_list_snapshot_refs(repo))
@@ -93,6 +112,74 @@ def _reconcile_tmp(report: CleanReport, *, dry_run: bool) -> None:
             force_rmtree(entry)
 
 
+def _aside(path: Path, report: CleanReport, *, dry_run: bool) -> None:
+    """Move corrupt state out of the way: a symlink is removed (the link only), anything
+    else is renamed to `<name>.corrupt-<time>-<random>` beside it, never deleted."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return
+    if stat.S_ISLNK(mode):
+        report.repaired.append(f"{path} (a symlink: removed, not what it points at)")
+        if not dry_run:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}-{secrets.token_hex(3)}")
+    report.repaired.append(f"{path} (not refute's: moved aside to {aside.name})")
+    if not dry_run:
+        with contextlib.suppress(FileNotFoundError):
+            path.rename(aside)
+
+
+def _repair_pool(pool: WorktreePool, report: CleanReport, *, dry_run: bool) -> None:
+    """Corrupt state under the pool (see the module docstring), outermost first."""
+    top = pool.root.parent
+    for path in (top, pool.root, pool.slots_dir, pool.leases_dir):
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return  # missing: made afresh when needed
+        if not stat.S_ISDIR(mode):
+            _aside(path, report, dry_run=dry_run)
+            return
+        if not is_owned_dir(path):
+            return  # not marked as refute's: never touched
+    lock = pool.admin.path
+    if lock.is_symlink() or (lock.exists() and not lock.is_file()):
+        _aside(lock, report, dry_run=dry_run)
+    try:
+        with os.scandir(pool.leases_dir) as scan:
+            entries = [(e.name, Path(e.path), e.is_file(follow_symlinks=False)) for e in scan]
+    except OSError:
+        return
+    for name, path, regular in entries:
+        if name.startswith(".tmp-"):
+            _remove_dead_tmp_lease(path, report, dry_run=dry_run)
+        elif name.endswith(".json") and not regular:
+            _aside(path, report, dry_run=dry_run)
+
+
+def _remove_dead_tmp_lease(path: Path, report: CleanReport, *, dry_run: bool) -> None:
+    """A lease being created (see `WorktreePool._new_lease`) whose creator died."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return  # its creator is alive and about to link it into place
+    try:
+        report.temporary.append(str(path))
+        if not dry_run:
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
 async def _reconcile_slots(pool: WorktreePool, report: CleanReport, *, dry_run: bool) -> None:
     if not is_owned_dir(pool.root):
         return
@@ -103,7 +190,7 @@ async def _reconcile_slots(pool: WorktreePool, report: CleanReport, *, dry_run: 
             continue
         info = pool.read_info(fd)
         path = pool.slots_dir / name
-        if info.get("state") == "free" and (path / ".git").is_file():
+        if info.get("state") == "free" and _is_slot_dir(pool.repo, path):
             report.kept.append(f"{name} (free pool slot)")
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
@@ -116,8 +203,29 @@ async def _reconcile_slots(pool: WorktreePool, report: CleanReport, *, dry_run: 
             await pool.destroy_slot(name, fd)
 
 
+def _is_slot_dir(repo: Repository, path: Path) -> bool:
+    """A worktree of its own by its files (`admin_dir_of`: no git runs; the full check,
+    with git's view, runs when the slot is next acquired)."""
+    try:
+        admin_dir_of(repo, path)
+    except WorktreeError:
+        return False
+    return True
+
+
 async def _reconcile_registered(pool: WorktreePool, report: CleanReport, *, dry_run: bool) -> None:
-    """Worktrees git knows under our slots directory without a lease, and stray directories."""
+    """Worktrees git knows under our slots directory without a lease, and stray directories
+    (under the admin lock: another refute creates a lease before it registers a worktree,
+    and forgets a worktree before it deletes the lease)."""
+    if not is_owned_dir(pool.root):
+        return
+    async with pool.admin.held():
+        await _reconcile_registered_locked(pool, report, dry_run=dry_run)
+
+
+async def _reconcile_registered_locked(
+    pool: WorktreePool, report: CleanReport, *, dry_run: bool
+) -> None:
     listing = await run_git(["worktree", "list", "--porcelain"], cwd=pool.repo.root)
     registered = [
         Path(line[len("worktree ") :])
@@ -127,17 +235,15 @@ async def _reconcile_registered(pool: WorktreePool, report: CleanReport, *, dry_
     leased = set(pool.slot_names())
     slots_dir = pool.slots_dir
     for path in registered:
-        if path.parent != slots_dir or not inside(path, slots_dir) or not is_owned_dir(slots_dir):
-            continue  # not ours: never touched
+        if path.parent != slots_dir or not owned_chain(path, pool.root):
+            continue  # not ours (or no longer a directory of refute's): never touched
         if path.name in leased:
             continue
         report.worktrees.append(str(path))
         if not dry_run:
-            if path.exists():
-                await remove_worktree(pool.repo, path, pool.registry_lock)
-            else:
-                forget_admin_entry(pool.repo, path)
-    if not is_owned_dir(slots_dir):
+            forget_admin_entry(pool.repo, path)
+            force_rmtree(path)  # owned_chain: every directory down to it is refute's
+    if not owned_chain(slots_dir / "x", pool.root):
         return
     known = {p.name for p in registered if p.parent == slots_dir}
     for entry in slots_dir.iterdir():
@@ -145,7 +251,7 @@ async def _reconcile_registered(pool: WorktreePool, report: CleanReport, *, dry_
             continue
         report.worktrees.append(str(entry))
         if not dry_run:
-            force_rmtree(entry)
+            force_rmtree(entry)  # a symlink is unlinked, never followed
 
 
 async def _list_snapshot_refs(repo: Repository) -> GitResult:

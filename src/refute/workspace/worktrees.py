@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import shutil
 import stat
 import sys
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from refute.errors import GitError, RepositoryError, WorktreeError
-from refute.paths import repo_id
+from refute.paths import is_real_dir, owned_chain, repo_id
 from refute.workspace.git import git_out, run_git
 
 __all__ = [
+    "AdminLock",
     "Repository",
     "add_worktree",
+    "admin_dir_of",
     "apply_patch",
     "force_rmtree",
     "forget_admin_entry",
@@ -39,8 +44,54 @@ _LOCK_HINTS = (
     ".lock': File exists",
     "Unable to create",
     "could not lock",
+    # Another git (not refute's: those take the AdminLock) created or removed a worktree
+    # while this one listed them: `failed to read .git/worktrees/<other>/commondir`.
+    "failed to read",
+    "/commondir",
 )
 _LOCK_RETRIES = 8
+#: Give up waiting for another refute's worktree administration after this long.
+ADMIN_LOCK_TIMEOUT = 300.0
+#: A `.git` file or an admin entry's `gitdir` file longer than this is not git's.
+_POINTER_LIMIT = 8192
+
+
+class AdminLock:
+    """Serializes the worktree administration of one repository (`worktree add`, removing
+    an admin entry, reconcile's scan of registered worktrees) within this process (an
+    asyncio lock) and across refute processes (`flock` on `path`, polled without blocking
+    the event loop). Git's own locks do not cover this: one git listing the worktrees
+    while another creates or removes one fails with `failed to read .../commondir`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        async with self._local:
+            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+            try:
+                fd = os.open(self.path, flags, 0o600)
+            except OSError as exc:
+                raise WorktreeError(f"cannot open the lock {self.path}: {exc}") from exc
+            try:
+                deadline = time.monotonic() + ADMIN_LOCK_TIMEOUT
+                delay = 0.002
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise WorktreeError(
+                                f"another refute held {self.path} for {ADMIN_LOCK_TIMEOUT:.0f} s"
+                            ) from None
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 0.05)
+                yield
+            finally:
+                os.close(fd)  # drops the flock
 
 
 @dataclass(frozen=True)
@@ -94,18 +145,18 @@ def _is_lock_error(exc: GitError) -> bool:
     return any(hint in exc.stderr for hint in _LOCK_HINTS)
 
 
-async def add_worktree(repo: Repository, path: Path, sha: str, registry_lock: asyncio.Lock) -> None:
+async def add_worktree(repo: Repository, path: Path, sha: str, admin: AdminLock) -> None:
     """Register `path` as a detached worktree at `sha`, then check it out.
 
     The registration (`worktree add --no-checkout`) is the step that takes git's locks in
-    the common directory, so it is serialized within this process and retried on lock
-    errors from other processes; the checkout, the slow part, runs concurrently.
+    the common directory, so it is serialized across refute processes (`admin`) and
+    retried on lock errors from other gits; the checkout, the slow part, runs concurrently.
     """
     try:
         await _retry_on_lock(
             ["worktree", "add", "--no-checkout", "--detach", str(path), sha],
             repo.root,
-            registry_lock,
+            admin,
         )
         # Parallel checkout (git >= 2.32; older gits ignore the setting): writing thousands
         # of files is bound by the filesystem, and two workers halved it here.
@@ -114,14 +165,14 @@ async def add_worktree(repo: Repository, path: Path, sha: str, registry_lock: as
         raise WorktreeError(f"cannot create worktree {path}: {exc}") from exc
 
 
-async def _retry_on_lock(args: list[str], cwd: Path, lock: asyncio.Lock | None = None) -> None:
+async def _retry_on_lock(args: list[str], cwd: Path, admin: AdminLock | None = None) -> None:
     """Run git, retrying only when it failed on a lock another process held."""
     for attempt in range(_LOCK_RETRIES):
         try:
-            if lock is None:
+            if admin is None:
                 await run_git(args, cwd=cwd)
             else:
-                async with lock:
+                async with admin.held():
                     await run_git(args, cwd=cwd)
         except GitError as exc:
             if not _is_lock_error(exc) or attempt == _LOCK_RETRIES - 1:
@@ -131,24 +182,85 @@ async def _retry_on_lock(args: list[str], cwd: Path, lock: asyncio.Lock | None =
             return
 
 
-async def verify_worktree(path: Path, sha: str) -> None:
-    """The isolation check: `path` is a worktree of its own, at `sha`.
+def _read_pointer(path: Path) -> str:
+    """The text of a small regular file, read without following a symlink."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        data = os.read(fd, _POINTER_LIMIT + 1)
+    finally:
+        os.close(fd)
+    if len(data) > _POINTER_LIMIT:
+        raise OSError(f"{path} is too long")
+    return data.decode("utf-8", errors="replace").strip()
 
-    Guards against the known failure where an empty or half-removed directory makes git
-    fall back to the enclosing (the user's) repository.
+
+def admin_dir_of(repo: Repository, path: Path) -> Path:
+    """The admin entry (`<common dir>/worktrees/<x>`) of the worktree at `path`, after
+    checking, without following a symlink, that it is one of this repository's own: `path`
+    is a real directory whose `.git` is a regular file naming a real directory right under
+    `<common dir>/worktrees`, whose `gitdir` file names `path/.git` back."""
+    if not is_real_dir(path):
+        raise WorktreeError(f"worktree {path} is not a directory (a symlink or a file?)")
+    dotgit = path / ".git"
+    try:
+        text = _read_pointer(dotgit)
+    except FileNotFoundError:
+        raise WorktreeError(f"worktree {path} is missing its .git file") from None
+    except OSError as exc:
+        raise WorktreeError(f"worktree {path}: its .git is not git's file ({exc})") from exc
+    if not text.startswith("gitdir: "):
+        raise WorktreeError(f"worktree {path}: its .git file names no gitdir")
+    gitdir = Path(os.path.normpath(path / text[len("gitdir: ") :].strip()))
+    admin_root = repo.common_dir / "worktrees"
+    if gitdir.parent != admin_root or not is_real_dir(admin_root) or not is_real_dir(gitdir):
+        raise WorktreeError(
+            f"worktree {path}: its .git file points at {gitdir}, not at an entry of {admin_root}"
+        )
+    try:
+        back = _read_pointer(gitdir / "gitdir")
+    except OSError as exc:
+        raise WorktreeError(f"worktree {path}: its admin entry {gitdir} is broken") from exc
+    if Path(os.path.normpath(gitdir / back)) != dotgit:
+        raise WorktreeError(f"worktree {path}: its admin entry {gitdir} belongs to {back}")
+    return gitdir
+
+
+async def verify_worktree(repo: Repository, path: Path, sha: str | None = None) -> None:
+    """The isolation check: `path` is a worktree of its own of `repo` (at `sha`, if given).
+
+    Run on every slot before refute's git touches it, not only on a new one: a test may
+    have rewritten its worktree's `.git` file to point at the user's repository, made it a
+    directory, deleted its admin entry, or made the worktree a symlink, and every git
+    command in it would then act on whatever those name. Guards too against the known
+    failure where an empty or half-removed directory makes git fall back to the enclosing
+    repository, and against a `core.worktree` set in the slot's config.
     """
-    if not (path / ".git").is_file():
-        raise WorktreeError(f"worktree {path} is missing its .git file")
+    gitdir = admin_dir_of(repo, path)
     try:
         out = await git_out(
-            ["rev-parse", "--path-format=absolute", "--show-toplevel", "HEAD"], cwd=path
+            [
+                "rev-parse",
+                "--path-format=absolute",
+                "--show-toplevel",
+                "--absolute-git-dir",
+                "--git-common-dir",
+                "HEAD",
+            ],
+            cwd=path,
         )
     except GitError as exc:
         raise WorktreeError(f"worktree {path} is not usable: {exc}") from exc
-    top, head = out.splitlines()[:2]
+    lines = out.splitlines()
+    if len(lines) < 4:
+        raise WorktreeError(f"worktree {path} is not usable: git said {out!r}")
+    top, own, common, head = lines[:4]
     if Path(top).resolve() != path.resolve():
         raise WorktreeError(f"worktree {path} resolves to {top}, not to itself")
-    if head != sha:
+    if Path(own).resolve() != gitdir.resolve() or Path(common).resolve() != repo.common_dir:
+        raise WorktreeError(f"worktree {path} uses the git directory {own}, not its own")
+    if sha is not None and head != sha:
         raise WorktreeError(f"worktree {path} is at {head}, expected {sha}")
 
 
@@ -163,39 +275,56 @@ async def apply_patch(path: Path, patch: Path, hypothesis_id: str) -> None:
         raise WorktreeError(f"patch {patch} does not apply: {detail}", hypothesis_id) from exc
 
 
-async def remove_worktree(repo: Repository, path: Path, registry_lock: asyncio.Lock) -> None:
-    """Unregister and delete a worktree refute created, even a half-removed one."""
-    async with registry_lock:
-        result = await run_git(
-            ["worktree", "remove", "--force", "--force", str(path)], cwd=repo.root, check=False
-        )
-    if result.exit_code != 0:
+async def remove_worktree(
+    repo: Repository, path: Path, admin: AdminLock, *, top: Path | None = None
+) -> None:
+    """Unregister and delete a worktree refute created, even a half-removed one.
+
+    Git is not asked (`worktree remove` would read the worktree's `.git` file, which a test
+    may have pointed at the user's repository): the admin entry that names `path` is
+    removed (under `admin`), then `path` itself, never following a symlink. With `top`,
+    nothing is deleted unless every directory from `top` down to `path` is refute's.
+    """
+    async with admin.held():
         forget_admin_entry(repo, path)
-    force_rmtree(path)
+    if top is None or owned_chain(path, top):
+        force_rmtree(path)
 
 
 def forget_admin_entry(repo: Repository, path: Path) -> None:
     """Delete git's admin entry for the worktree at `path` (a targeted `worktree prune`).
 
     `git worktree prune` would also prune the user's own stale worktrees; this only
-    touches the entry whose `gitdir` file points at `path`.
+    touches entries (real directories) whose `gitdir` file names exactly `path/.git`, the
+    path git recorded when refute created it (refute's paths have no symlinks).
     """
     admin_root = repo.common_dir / "worktrees"
-    if not admin_root.is_dir():
+    if not is_real_dir(admin_root):
         return
     target = path / ".git"
-    for entry in admin_root.iterdir():
+    try:
+        entries = [Path(e.path) for e in os.scandir(admin_root) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for entry in entries:
         with contextlib.suppress(OSError):
-            recorded = Path((entry / "gitdir").read_text(encoding="utf-8").strip())
-            if recorded == target or recorded.resolve() == target.resolve():
+            recorded = Path(os.path.normpath(entry / _read_pointer(entry / "gitdir")))
+            if recorded == target:
                 shutil.rmtree(entry)
 
 
 def force_rmtree(path: Path) -> None:
-    """rm -rf that also copes with directories a test made unreadable (chmod 000)."""
-    if not path.exists() and not path.is_symlink():
+    """rm -rf that also copes with directories a test made unreadable (chmod 000).
+
+    Never follows a symlink: a symlink (or a file) at `path` is unlinked, and inside a
+    directory shutil's fd-based rmtree does not descend into symlinks either. Whether
+    `path`'s parents may be trusted is the caller's business (`refute.paths.owned_chain`).
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
         return
-    if path.is_symlink() or not path.is_dir():
+    if not stat.S_ISDIR(mode):
         path.unlink()
         return
 
@@ -212,6 +341,8 @@ def force_rmtree(path: Path) -> None:
                 target.unlink()
 
     # Make every directory traversable first: a test may have left a chmod 000 directory.
+    with contextlib.suppress(OSError):
+        path.chmod(stat.S_IRWXU)  # a real directory: checked above
     for root, dirs, _files in os.walk(path):
         for name in dirs:
             full = Path(root) / name
