@@ -154,6 +154,7 @@ class AsyncTestExecutor:
             environment=self.environment,
             log_dir=self.config.log_dir,
             output_limit=self.config.output_limit_bytes,
+            log_limit=self.config.log_limit_bytes,
             kill_grace=self.config.kill_grace_period,
         )
         index_of = {(job.key, job.attempt): index for index, job in jobs}
