@@ -29,6 +29,7 @@ from typing import Any
 from refute import analysis
 from refute.app.isolated import IsolationOptions, require_sandbox, run_isolated
 from refute.app.spec import SessionSpec, spec_from_document
+from refute.app.state import check_state
 from refute.document import (
     CONTROL_ID,
     CONTROL_PENDING,
@@ -228,6 +229,7 @@ async def resume(
 ) -> ResumeResult:
     """Run again exactly the attempts of `session_id` (an id or a unique prefix) that have
     no final result; `sandbox` runs them (and records them) with `isolation: sandbox`."""
+    check_state()  # a state file that stops a run raises StoreError before anything runs
     async with BackgroundStore(store_path) as store:
         full_id = await store.call(store.store.resolve_session_id, session_id)
         unfinished = await store.call(store.store.unfinished, full_id)

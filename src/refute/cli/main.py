@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from refute.app import CheckReport
+    from refute.app.retention import PruneReport
     from refute.cli.progress import Progress
 
 __all__ = [
@@ -255,6 +256,7 @@ def run(
     _positive("--timeout", timeout)
     _positive("--repeat", repeat)
     _positive("--max-hypotheses", max_hypotheses)
+    _state_warnings()
     options = app.RunOptions(
         jobs=_jobs(jobs),
         timeout=timeout,
@@ -277,6 +279,15 @@ def run(
     _say_if_halted(doc)
     _emit_report(doc, fmt, output)
     return int(doc["session"]["exit_code"] or 0)
+
+
+def _state_warnings() -> None:
+    """One line for each state file that costs something but stops nothing; one that stops
+    the run raises StoreError (exit 4)."""
+    from refute.app.state import check_state  # noqa: PLC0415 - lazy: start-up
+
+    for warning in check_state():
+        click.echo(f"refute: warning: {_one_line(warning)}", err=True)
 
 
 def _say_if_halted(doc: dict[str, Any]) -> None:
@@ -447,6 +458,7 @@ def resume(session: str, fmt: str, output: Path | None, sandbox: bool) -> int:
     """Run again the tests of SESSION that have no final result (after a crash or Ctrl-C)."""
     from refute import app  # noqa: PLC0415 - lazy: start-up
 
+    _state_warnings()
     outcome: list[app.ResumeResult] = []
 
     async def go(progress: Progress) -> dict[str, Any]:
@@ -465,13 +477,39 @@ def resume(session: str, fmt: str, output: Path | None, sandbox: bool) -> int:
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option(
+    "--older-than",
+    metavar="AGE",
+    help="Also delete sessions (records and logs) that ended more than AGE ago: 30d, 12h, 2w.",
+)
+@click.option(
+    "--max-size",
+    metavar="SIZE",
+    help="Also delete the logs of the oldest sessions until the state directory fits"
+    " SIZE: 1G, 500M (the session records stay).",
+)
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
-def clean(dry_run: bool, repo: Path) -> int:
-    """Remove what dead refute processes left: worktrees, refs, processes, temp files."""
+def clean(dry_run: bool, older_than: str | None, max_size: str | None, repo: Path) -> int:
+    """Remove what dead refute processes left (worktrees, refs, processes, temp files) and
+    move corrupt state files aside; with --older-than/--max-size, prune old sessions and
+    logs. A running session is never touched."""
     from refute import app  # noqa: PLC0415 - lazy: start-up
+    from refute.app.retention import parse_age, parse_size  # noqa: PLC0415 - lazy: start-up
     from refute.cli.signals import run_interruptible  # noqa: PLC0415 - lazy: start-up
 
-    result = run_interruptible(lambda: app.clean(repo, dry_run=dry_run))
+    try:
+        age = parse_age(older_than) if older_than is not None else None
+    except ValueError as exc:
+        _fail(f"--older-than: {exc}", EXIT_USAGE)
+    try:
+        budget = parse_size(max_size) if max_size is not None else None
+    except ValueError as exc:
+        _fail(f"--max-size: {exc}", EXIT_USAGE)
+    result = run_interruptible(
+        lambda: app.clean(repo, dry_run=dry_run, older_than=age, max_size=budget)
+    )
+    for repair in result.repairs:
+        click.echo(repair.describe(dry_run=dry_run))
     report = result.report
     verb = "would remove" if dry_run else "removed"
     if result.repository is None:
@@ -484,11 +522,31 @@ def clean(dry_run: bool, repo: Path) -> int:
         click.echo(f"{verb} temporary {path}")
     for pid in report.processes:
         click.echo(f"{'would stop' if dry_run else 'stopped'} process {pid}")
-    if report.nothing_to_do:
+    pruned = result.pruned
+    if pruned is not None:
+        _say_pruned(pruned, verb)
+    if report.nothing_to_do and not result.repairs and (pruned is None or pruned.nothing_done):
         click.echo("nothing to clean")
     for kept in report.kept:
         click.echo(f"kept {kept}")
     return 0
+
+
+def _say_pruned(pruned: PruneReport, verb: str) -> None:
+    for session_id in pruned.sessions:
+        click.echo(f"{verb} session {session_id}")
+    for path, size in pruned.logs:
+        click.echo(f"{verb} logs {path} ({size} bytes)")
+    if pruned.running:
+        click.echo(f"kept {len(pruned.running)} running session(s) and their logs")
+    if pruned.budget is not None:
+        line = f"state directory: {pruned.size_after} bytes (budget {pruned.budget})"
+        if pruned.over_budget:
+            line += (
+                f", still {pruned.over_budget} over: the rest is session records;"
+                " --older-than deletes old sessions"
+            )
+        click.echo(line)
 
 
 @cli.command()

@@ -55,6 +55,7 @@ from refute.store.documents import (
     split_document,
     summary_counts,
 )
+from refute.store.repair import check_schema, ensure_database
 from refute.store.rows import upsert_hypotheses, upsert_run
 from refute.store.schema import (
     BUSY_TIMEOUT,
@@ -118,10 +119,10 @@ class Store:
             path = Path(path)
             if not path.parent.exists():
                 make_owned_dir(path.parent)
+        # A corrupt file is refused in one line (`refute.store.repair`); a missing one is
+        # created whole and private (SQLite gives the -wal and -shm files its permissions).
+        ensure_database(path)
         try:
-            # Created private: runs hold test output, which may hold secrets. SQLite gives
-            # the -wal and -shm files the same permissions.
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             connection = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
@@ -129,6 +130,7 @@ class Store:
             raise StoreError(f"{path}: cannot open the session database: {exc}") from exc
         try:
             configure(connection, path)
+            check_schema(connection, path, len(MIGRATIONS))
             # This module's `MIGRATIONS`, read now: the list `schema_version()` counts.
             migrate(connection, path, MIGRATIONS)
         except BaseException:
