@@ -6,7 +6,7 @@ The files, from the code that writes them:
 * the directory itself and its `.refute-owned` marker (`paths.make_owned_dir`);
 * `refute.sqlite3` with its `-wal` and `-shm` (`refute.store`: sessions and runs);
 * `calibration.json`, `calibration.lock`, `calibration.tmp` (`workspace.calibration`);
-* `logs/` and one `logs/<session>/` per session (`app.run`: the engine's run logs);
+* `logs/`, holding one `logs/<session>/` per session (`app.run`: the run logs);
 * `tmp/` (snapshots' temporary indexes, preflight's scratch worktrees).
 
 A corrupt file is never deleted: it is renamed `<name>.corrupt-<UTC time>` beside itself
@@ -109,14 +109,6 @@ def state_problems(*, database: bool = True) -> list[StateProblem]:
         found = _not_a_directory(root / name)
         if found is not None:
             problems.append(StateProblem(root / name, found, fatal=True))
-    logs = root / "logs"
-    if logs.is_dir() and not logs.is_symlink():
-        with contextlib.suppress(OSError):
-            problems.extend(
-                StateProblem(entry, "is not a session's log directory", fatal=False)
-                for entry in logs.iterdir()
-                if entry.name != MARKER_FILE and not entry.is_dir()
-            )
     db = default_path()
     sidecars = [
         StateProblem(side, "is not a file", fatal=True)
@@ -136,6 +128,8 @@ def state_problems(*, database: bool = True) -> list[StateProblem]:
 
 
 def _database_problem(db: Path, problem: str) -> StateProblem:
+    if "cannot be opened for writing" in problem:
+        return StateProblem(db, problem, fatal=True, action="")
     if "not readable and writable" in problem:
         owned = _owner(db) == os.geteuid()
         return StateProblem(db, problem, fatal=True, action="chmod" if owned else "")
@@ -193,14 +187,17 @@ def repair_state(*, dry_run: bool = False) -> list[Repair]:
     for problem in state_problems():
         if not os.path.lexists(problem.path):  # moved with the database it belongs to
             continue
-        if problem.action == "chmod":
-            if not dry_run:
-                mode = stat.S_IMODE(problem.path.stat().st_mode)
-                problem.path.chmod(mode | stat.S_IRUSR | stat.S_IWUSR)
-            repairs.append(Repair(problem))
-        elif problem.action == "move":
-            repairs.append(Repair(problem, move_aside(problem.path, dry_run=dry_run)))
-        else:
+        try:
+            if problem.action == "chmod":
+                if not dry_run:
+                    mode = stat.S_IMODE(problem.path.stat().st_mode)
+                    problem.path.chmod(mode | stat.S_IRUSR | stat.S_IWUSR)
+                repairs.append(Repair(problem))
+            elif problem.action == "move":
+                repairs.append(Repair(problem, move_aside(problem.path, dry_run=dry_run)))
+            else:
+                repairs.append(Repair(problem, done=False))
+        except OSError:
             repairs.append(Repair(problem, done=False))
     if repairs and not dry_run:
         make_owned_dir(state_dir())

@@ -509,7 +509,8 @@ def clean(dry_run: bool, older_than: str | None, max_size: str | None, repo: Pat
         lambda: app.clean(repo, dry_run=dry_run, older_than=age, max_size=budget)
     )
     for repair in result.repairs:
-        click.echo(repair.describe(dry_run=dry_run))
+        line = repair.describe(dry_run=dry_run)
+        click.echo(line if repair.done else f"refute: error: {line}", err=not repair.done)
     report = result.report
     verb = "would remove" if dry_run else "removed"
     if result.repository is None:
@@ -529,7 +530,7 @@ def clean(dry_run: bool, older_than: str | None, max_size: str | None, repo: Pat
         click.echo("nothing to clean")
     for kept in report.kept:
         click.echo(f"kept {kept}")
-    return 0
+    return 0 if all(repair.done for repair in result.repairs) else EXIT_INFRASTRUCTURE
 
 
 def _say_pruned(pruned: PruneReport, verb: str) -> None:

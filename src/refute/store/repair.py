@@ -15,12 +15,14 @@ Every problem is one line ending in `REPAIR_HINT`; the CLI exits 4 (a StoreError
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import stat
 from pathlib import Path
 
 from refute.errors import StoreError
+from refute.paths import make_owned_dir
 
 __all__ = [
     "REPAIR_HINT",
@@ -29,6 +31,7 @@ __all__ = [
     "database_problem",
     "ensure_database",
     "file_problem",
+    "prepare_directory",
     "schema_problem",
 ]
 
@@ -93,7 +96,9 @@ def _read_header(path: Path, info: os.stat_result) -> bytes | str:
     """The first 100 bytes, opened for writing as the store will; or what went wrong."""
     try:
         fd = os.open(path, os.O_RDWR)
-    except PermissionError:
+    except PermissionError as exc:
+        if exc.errno == errno.EPERM:  # not the mode: an attribute (lsattr) or a policy
+            return f"cannot be opened for writing: {exc.strerror} (is it immutable? lsattr)"
         return (
             f"is not readable and writable by this user (mode {stat.S_IMODE(info.st_mode):o},"
             f" owner uid {info.st_uid}); fix its permissions (chmod u+rw)"
@@ -191,6 +196,19 @@ def database_problem(path: Path, latest: int) -> str | None:
     finally:
         conn.close()
     return problem
+
+
+def prepare_directory(path: Path) -> None:
+    """Create the database's directory (with refute's marker), or raise StoreError in one
+    line: a file where the directory (or one above it) should be is a state problem."""
+    try:
+        make_owned_dir(path)
+    except OSError as exc:
+        for part in (path, *path.parents):
+            if os.path.lexists(part) and not part.is_dir():
+                kind = "a symlink to nothing" if part.is_symlink() else "a file"
+                raise StoreError(f"{part} is {kind}, not a directory; {REPAIR_HINT}") from exc
+        raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from exc
 
 
 def ensure_database(path: Path) -> None:

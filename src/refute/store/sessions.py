@@ -44,7 +44,7 @@ from typing import Any, Self
 
 from refute.document import ANALYSIS_KEYS, CONTROL_ID, STATUSES
 from refute.errors import StoreError, UnknownSessionError
-from refute.paths import make_owned_dir, state_dir
+from refute.paths import state_dir
 from refute.store.documents import (
     DOCUMENT_SCHEMA,
     dumps,
@@ -55,7 +55,7 @@ from refute.store.documents import (
     split_document,
     summary_counts,
 )
-from refute.store.repair import check_schema, ensure_database
+from refute.store.repair import check_schema, ensure_database, prepare_directory
 from refute.store.rows import upsert_hypotheses, upsert_run
 from refute.store.schema import (
     BUSY_TIMEOUT,
@@ -113,12 +113,12 @@ class Store:
         refute database, or has a schema newer than this code.
         """
         if path is None:
-            make_owned_dir(state_dir())
             path = default_path()
+            prepare_directory(path.parent)
         else:
             path = Path(path)
             if not path.parent.exists():
-                make_owned_dir(path.parent)
+                prepare_directory(path.parent)
         # A corrupt file is refused in one line (`refute.store.repair`); a missing one is
         # created whole and private (SQLite gives the -wal and -shm files its permissions).
         ensure_database(path)
@@ -129,8 +129,10 @@ class Store:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{path}: cannot open the session database: {exc}") from exc
         try:
-            configure(connection, path)
+            # Before anything writes (configure switches to WAL): a foreign database is
+            # refused untouched.
             check_schema(connection, path, len(MIGRATIONS))
+            configure(connection, path)
             # This module's `MIGRATIONS`, read now: the list `schema_version()` counts.
             migrate(connection, path, MIGRATIONS)
         except BaseException:
