@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from gitutil import fingerprint, make_repo
+from refute.paths import repo_id
 
 TIMEOUT = 120
 DB = "refute.sqlite3"
@@ -107,6 +108,11 @@ def env_maker(tmp_path: Path, template: tuple[Path, str]) -> Callable[[], Env]:
 # -- the variants -------------------------------------------------------------------------
 
 
+def repo_key(env: Env) -> str:
+    """The key of the test's repository in calibration.json."""
+    return repo_id(env.repo / ".git")
+
+
 def _garbage(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
@@ -128,94 +134,113 @@ def _replace_db(state: Path, data: bytes | None = None) -> None:
         (state / DB).write_bytes(data)
 
 
-def db_empty(state: Path) -> None:
+def db_empty(env: Env) -> None:
+    state = env.state
     _replace_db(state, b"")
 
 
-def db_truncated(state: Path) -> None:
+def db_truncated(env: Env) -> None:
+    state = env.state
     _replace_db(state, (state / DB).read_bytes()[:5000])
 
 
-def db_garbage(state: Path) -> None:
+def db_garbage(env: Env) -> None:
+    state = env.state
     _replace_db(state, _garbage(16384, 1))
 
 
-def db_garbage_after_header(state: Path) -> None:
+def db_garbage_after_header(env: Env) -> None:
+    state = env.state
     good = (state / DB).read_bytes()
     _replace_db(state, good[:100] + _garbage(len(good) - 100, 2))
 
 
-def db_directory(state: Path) -> None:
+def db_directory(env: Env) -> None:
+    state = env.state
     _replace_db(state)
     (state / DB).mkdir()
     (state / DB / "something").write_text("x", encoding="utf-8")
 
 
-def db_foreign_schema(state: Path) -> None:
+def db_foreign_schema(env: Env) -> None:
+    state = env.state
     _replace_db(state)
     _sqlite(state / DB, "CREATE TABLE users (id INTEGER)", "INSERT INTO users VALUES (1)")
 
 
-def db_old_schema(state: Path) -> None:
+def db_old_schema(env: Env) -> None:
+    state = env.state
     _replace_db(state)
     _sqlite(state / DB, "CREATE TABLE sessions (id TEXT, bug TEXT)", "PRAGMA user_version = 1")
 
 
-def db_wal_directory(state: Path) -> None:
+def db_wal_directory(env: Env) -> None:
+    state = env.state
     (state / f"{DB}-wal").unlink(missing_ok=True)
     (state / f"{DB}-wal").mkdir()
 
 
-def db_unreadable(state: Path) -> None:
+def db_unreadable(env: Env) -> None:
+    state = env.state
     (state / DB).chmod(0)
 
 
-def calibration_wrong_types(state: Path) -> None:
-    data = {"any-repo": {"worktree_create": {"mean": "fast", "count": None}}}
+def calibration_wrong_types(env: Env) -> None:
+    state = env.state
+    data = {repo_key(env): {"worktree_create": {"mean": "fast", "count": None}}}
     (state / "calibration.json").write_text(json.dumps(data), encoding="utf-8")
 
 
-def calibration_list_entry(state: Path) -> None:
-    (state / "calibration.json").write_text('{"any-repo": [1, 2]}', encoding="utf-8")
+def calibration_list_entry(env: Env) -> None:
+    state = env.state
+    data = {repo_key(env): [1, 2]}
+    (state / "calibration.json").write_text(json.dumps(data), encoding="utf-8")
 
 
-def calibration_not_json(state: Path) -> None:
+def calibration_not_json(env: Env) -> None:
+    state = env.state
     (state / "calibration.json").write_bytes(b"\x00\xff{{ not json")
 
 
-def calibration_directory(state: Path) -> None:
+def calibration_directory(env: Env) -> None:
+    state = env.state
     (state / "calibration.json").unlink(missing_ok=True)
     (state / "calibration.json").mkdir()
 
 
-def calibration_lock_directory(state: Path) -> None:
+def calibration_lock_directory(env: Env) -> None:
+    state = env.state
     (state / "calibration.lock").unlink(missing_ok=True)
     (state / "calibration.lock").mkdir()
 
 
-def logs_file(state: Path) -> None:
+def logs_file(env: Env) -> None:
+    state = env.state
     shutil.rmtree(state / "logs")
     (state / "logs").write_text("not a directory\n", encoding="utf-8")
 
 
-def tmp_file(state: Path) -> None:
+def tmp_file(env: Env) -> None:
+    state = env.state
     shutil.rmtree(state / "tmp", ignore_errors=True)
     (state / "tmp").write_text("not a directory\n", encoding="utf-8")
 
 
-def marker_directory(state: Path) -> None:
+def marker_directory(env: Env) -> None:
+    state = env.state
     (state / ".refute-owned").unlink()
     (state / ".refute-owned").mkdir()
 
 
-def state_file(state: Path) -> None:
+def state_file(env: Env) -> None:
+    state = env.state
     shutil.rmtree(state)
     state.write_text("not a directory\n", encoding="utf-8")
 
 
 @dataclass(frozen=True)
 class Variant:
-    corrupt: Callable[[Path], None]
+    corrupt: Callable[[Env], None]
     command: str  # run, history or show
     says: str  # in the one stderr line
     moved: str  # what is moved aside, relative to REFUTE_HOME ("" for a chmod)
@@ -282,7 +307,7 @@ def check_variant(
     name: str, variant: Variant, env: Env, session: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Corrupt, see the one line, `refute clean`, see the repair, run again."""
-    variant.corrupt(env.state)
+    variant.corrupt(env)
     before = fingerprint(env.repo)
     planted = env.home / variant.moved if variant.moved else None
     planted_bytes = planted.read_bytes() if planted is not None and planted.is_file() else None

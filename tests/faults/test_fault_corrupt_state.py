@@ -58,8 +58,8 @@ def test_corrupt_database_is_one_line_then_clean_repairs_it(
 @pytest.mark.slow
 def test_dry_run_moves_nothing(make_env: Callable[[], Env], template: tuple[Path, str]) -> None:
     env = make_env()
-    db_garbage(env.state)
-    calibration_not_json(env.state)
+    db_garbage(env)
+    calibration_not_json(env)
     planted = {p: p.read_bytes() for p in (env.state / DB, env.state / "calibration.json")}
     dry = refute(env, "clean", "--dry-run")
     assert dry.returncode == 0, dry.stderr
