@@ -9,7 +9,7 @@ exit code).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ class RunOptions:
     keep_worktrees: bool = False
     halt: bool = True  # False: `--no-halt`, run everything even when the control passes
     sandbox: bool = False  # `--sandbox`: every test with `isolation: sandbox`
+    log_limit: int | None = None  # bytes of each stream's log kept (None: 64 MiB)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ async def check(
 
 async def _spec(plan: Plan, plan_path: Path, repo: Path, options: RunOptions | None) -> SessionSpec:
     opts = options or RunOptions()
-    return await spec_from_plan(
+    spec = await spec_from_plan(
         plan,
         plan_path,
         repo,
@@ -99,6 +100,9 @@ async def _spec(plan: Plan, plan_path: Path, repo: Path, options: RunOptions | N
         halt=opts.halt,
         sandbox=opts.sandbox,
     )
+    if opts.log_limit is not None:
+        spec.config = replace(spec.config, log_limit_bytes=opts.log_limit)
+    return spec
 
 
 async def run_plan(

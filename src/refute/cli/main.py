@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from refute import __version__
+from refute.cli.housekeeping import parse_log_limit, say_clean, state_warnings
 from refute.document import EXIT_CODES
 from refute.errors import ErrorKind, Interrupted, PlanCheckError, RefuteError
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from refute.app import CheckReport
-    from refute.app.retention import PruneReport
     from refute.cli.progress import Progress
 
 __all__ = [
@@ -235,6 +235,12 @@ def _positive(name: str, value: float | None) -> None:
     is_flag=True,
     help="Run every test with isolation: sandbox (Linux: all but its worktree read-only).",
 )
+@click.option(
+    "--log-limit",
+    metavar="SIZE",
+    help="Keep at most SIZE of each stream's log (its first and last halves; default 64M,"
+    " at most 4G).",
+)
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
 def run(
     plan: Path,
@@ -248,6 +254,7 @@ def run(
     keep_worktrees: bool,
     no_halt: bool,
     sandbox: bool,
+    log_limit: str | None,
     repo: Path,
 ) -> int:
     """Run a plan: every hypothesis' test in its own worktree, concurrently."""
@@ -256,7 +263,11 @@ def run(
     _positive("--timeout", timeout)
     _positive("--repeat", repeat)
     _positive("--max-hypotheses", max_hypotheses)
-    _state_warnings()
+    try:
+        log_bytes = parse_log_limit(log_limit)
+    except ValueError as exc:
+        _fail(f"--log-limit: {exc}", EXIT_USAGE)
+    state_warnings()
     options = app.RunOptions(
         jobs=_jobs(jobs),
         timeout=timeout,
@@ -266,6 +277,7 @@ def run(
         keep_worktrees=keep_worktrees,
         halt=not no_halt,
         sandbox=sandbox,
+        log_limit=log_bytes,
     )
     doc = _run_with_progress(
         lambda progress: app.run_plan(
@@ -279,15 +291,6 @@ def run(
     _say_if_halted(doc)
     _emit_report(doc, fmt, output)
     return int(doc["session"]["exit_code"] or 0)
-
-
-def _state_warnings() -> None:
-    """One line for each state file that costs something but stops nothing; one that stops
-    the run raises StoreError (exit 4)."""
-    from refute.app.state import check_state  # noqa: PLC0415 - lazy: start-up
-
-    for warning in check_state():
-        click.echo(f"refute: warning: {_one_line(warning)}", err=True)
 
 
 def _say_if_halted(doc: dict[str, Any]) -> None:
@@ -458,7 +461,7 @@ def resume(session: str, fmt: str, output: Path | None, sandbox: bool) -> int:
     """Run again the tests of SESSION that have no final result (after a crash or Ctrl-C)."""
     from refute import app  # noqa: PLC0415 - lazy: start-up
 
-    _state_warnings()
+    state_warnings()
     outcome: list[app.ResumeResult] = []
 
     async def go(progress: Progress) -> dict[str, Any]:
@@ -508,46 +511,7 @@ def clean(dry_run: bool, older_than: str | None, max_size: str | None, repo: Pat
     result = run_interruptible(
         lambda: app.clean(repo, dry_run=dry_run, older_than=age, max_size=budget)
     )
-    for repair in result.repairs:
-        line = repair.describe(dry_run=dry_run)
-        click.echo(line if repair.done else f"refute: error: {line}", err=not repair.done)
-    report = result.report
-    verb = "would remove" if dry_run else "removed"
-    if result.repository is None:
-        click.echo(f"refute: {repo} is not a git repository; only processes were checked", err=True)
-    for path in report.worktrees:
-        click.echo(f"{verb} worktree {path}")
-    for ref in report.refs:
-        click.echo(f"{verb} ref {ref}")
-    for path in report.temporary:
-        click.echo(f"{verb} temporary {path}")
-    for pid in report.processes:
-        click.echo(f"{'would stop' if dry_run else 'stopped'} process {pid}")
-    pruned = result.pruned
-    if pruned is not None:
-        _say_pruned(pruned, verb)
-    if report.nothing_to_do and not result.repairs and (pruned is None or pruned.nothing_done):
-        click.echo("nothing to clean")
-    for kept in report.kept:
-        click.echo(f"kept {kept}")
-    return 0 if all(repair.done for repair in result.repairs) else EXIT_INFRASTRUCTURE
-
-
-def _say_pruned(pruned: PruneReport, verb: str) -> None:
-    for session_id in pruned.sessions:
-        click.echo(f"{verb} session {session_id}")
-    for path, size in pruned.logs:
-        click.echo(f"{verb} logs {path} ({size} bytes)")
-    if pruned.running:
-        click.echo(f"kept {len(pruned.running)} running session(s) and their logs")
-    if pruned.budget is not None:
-        line = f"state directory: {pruned.size_after} bytes (budget {pruned.budget})"
-        if pruned.over_budget:
-            line += (
-                f", still {pruned.over_budget} over: the rest is session records;"
-                " --older-than deletes old sessions"
-            )
-        click.echo(line)
+    return say_clean(result, repo, dry_run=dry_run)
 
 
 @cli.command()
