@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from gitutil import fingerprint, make_repo
+from gitutil import fingerprint, git, make_repo
 from refute.paths import repo_id
 
 TIMEOUT = 120
@@ -353,3 +353,4 @@ def check_variant(
     monkeypatch.setenv("REFUTE_HOME", str(env.home))
     assert state_problems() == []  # nothing left to repair
     assert fingerprint(env.repo) == before
+    assert git(env.repo, "worktree", "prune", "--dry-run", "-v") == ""  # no stale worktree

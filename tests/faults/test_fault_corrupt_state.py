@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -93,3 +94,32 @@ def test_an_immutable_database_is_one_line_and_clean_says_it_cannot_repair_it(
         subprocess.run(["chattr", "-i", str(db)], capture_output=True, check=False)
     again = refute(env, "run", str(env.plan))
     assert again.returncode == 0, again.stderr
+
+
+_OPEN = """
+import sys
+from refute.errors import StoreError
+from refute.store import Store
+try:
+    Store.open().close()
+except StoreError as exc:
+    print(exc)
+    sys.exit(4)
+"""
+
+
+def test_processes_creating_the_database_at_once_never_see_it_half_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new database is created whole (built aside, then linked into place): another
+    process starting at the same moment never meets the 0-byte file it would refuse."""
+    for trial in range(3):
+        monkeypatch.setenv("REFUTE_HOME", str(tmp_path / f"home{trial}"))
+        procs = [
+            subprocess.Popen([sys.executable, "-c", _OPEN], stdout=subprocess.PIPE, text=True)
+            for _ in range(6)
+        ]
+        outputs = [(proc.communicate(timeout=120)[0], proc.returncode) for proc in procs]
+        assert all(code == 0 for _, code in outputs), outputs
+        state = tmp_path / f"home{trial}" / "state"
+        assert sorted(p.name for p in state.iterdir() if ".new-" in p.name) == []
