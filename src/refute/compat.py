@@ -38,8 +38,9 @@ class AsyncTestExecutor:
     - at most `config.max_concurrent_tests` test processes alive at once;
     - each test in a new session, stdin from /dev/null, its whole process tree stopped
       (TERM, grace, KILL) on timeout or cancellation, escaped daemons included;
-    - output read in chunks, written whole to `config.log_dir` when set, with only a
-      bounded head and tail kept in memory.
+    - output read in chunks, written to `config.log_dir` when set (up to
+      `config.log_limit_bytes` per stream: beyond it the head and tail, the cut marked),
+      with only a bounded head and tail kept in memory.
     """
 
     def __init__(
