@@ -29,6 +29,7 @@ from refute.app.state import Repair, check_state, repair_state
 from refute.engine.protocol import Backend
 from refute.errors import PlanCheckError, RepositoryError
 from refute.plan import Plan, load_plan
+from refute.store import DB_FILENAME
 from refute.workspace.reconcile import CleanReport
 from refute.workspace.worktrees import Repository
 
@@ -157,7 +158,9 @@ async def clean(
         repository = None
     report = await clean_after_dead(repository, dry_run=dry_run, grace=grace)
     pruned = None
-    if older_than is not None or max_size is not None:
+    # A dry run leaves a corrupt database where it is: then there is nothing to prune from.
+    database_in_the_way = dry_run and any(r.problem.path.name == DB_FILENAME for r in repairs)
+    if (older_than is not None or max_size is not None) and not database_in_the_way:
         pruned = prune(older_than=older_than, max_size=max_size, dry_run=dry_run)
     return CleanResult(repository.root if repository else None, report, repairs, pruned)
 

@@ -108,9 +108,11 @@ def _remove(path: Path) -> None:
 
 
 def _log_dirs(logs: Path) -> list[Path]:
-    if not logs.is_dir() or logs.is_symlink():
+    if not logs.is_dir():
         return []
-    return sorted(p for p in logs.iterdir() if p.name != MARKER_FILE and p.is_dir())
+    return sorted(
+        p for p in logs.iterdir() if p.name != MARKER_FILE and p.is_dir() and not p.is_symlink()
+    )
 
 
 def prune(

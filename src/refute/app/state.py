@@ -23,7 +23,6 @@ model applies) is returned as a warning.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from dataclasses import dataclass
@@ -85,12 +84,16 @@ class Repair:
 
 
 def _not_a_directory(path: Path) -> str | None:
-    with contextlib.suppress(FileNotFoundError):
-        mode = path.lstat().st_mode
-        if not stat.S_ISDIR(mode):
-            kind = "a symlink" if stat.S_ISLNK(mode) else "a file"
-            return f"is {kind}, not a directory"
-    return None
+    """What is in the way of a directory at `path` (a symlink to one is fine)."""
+    if path.is_dir() or not os.path.lexists(path):
+        return None
+    if path.is_symlink():
+        return (
+            "is a symlink to nothing, not a directory"
+            if not path.exists()
+            else ("is a symlink to a file, not a directory")
+        )
+    return "is a file, not a directory"
 
 
 def state_problems(*, database: bool = True) -> list[StateProblem]:

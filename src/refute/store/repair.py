@@ -67,9 +67,9 @@ def file_problem(path: Path) -> str | None:
     """What is wrong with the file at `path` as a database (without SQLite), or None:
     also None when nothing is there."""
     try:
-        info = path.lstat()
+        info = path.stat()  # a symlink to a database is fine
     except FileNotFoundError:
-        return None
+        return "is a symlink to nothing" if path.is_symlink() else None
     except OSError as exc:
         return f"cannot be examined: {exc.strerror or exc}"
     if stat.S_ISDIR(info.st_mode):
