@@ -9,7 +9,9 @@ works; the user's checkout is byte-identical throughout.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -123,3 +125,22 @@ def test_processes_creating_the_database_at_once_never_see_it_half_made(
         assert all(code == 0 for _, code in outputs), outputs
         state = tmp_path / f"home{trial}" / "state"
         assert sorted(p.name for p in state.iterdir() if ".new-" in p.name) == []
+
+
+@pytest.mark.slow
+def test_a_newer_schema_is_refused_but_not_moved_aside(make_env: Callable[[], Env]) -> None:
+    """A newer refute's database is valid, only not ours to read: `clean` leaves it."""
+    env = make_env()
+    db = env.state / DB
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    data = db.read_bytes()
+    proc = refute(env, "history", "--all")
+    assert proc.returncode == 4, proc.stderr
+    [line] = errors_of(proc)
+    assert "upgrade refute" in line, line
+    cleaned = refute(env, "clean")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert "moved aside" not in cleaned.stdout
+    assert db.read_bytes() == data
+    assert moved_aside(env.state, DB) == []
