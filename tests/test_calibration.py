@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -233,3 +234,69 @@ async def test_a_commit_made_inside_the_submodule_is_undone(tmp_path):
     second = await run_isolated(repo_path, [_hyp("check", CHECK_V1.format(v1=commits["v1"]))], cfg)
     assert _failures(second) == []
     assert second.worktrees["check"] == str(slot)
+
+
+# -- a calibration file that is not what refute writes ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"r": {"worktree_create": {"mean": "fast", "count": 1}}}',
+        '{"r": {"worktree_create": {"mean": 1.0, "count": null}}}',
+        '{"r": {"worktree_create": {"mean": true, "count": 1}}}',
+        '{"r": {"worktree_create": {"mean": -1, "count": 1}}}',
+        '{"r": {"worktree_create": [1, 2]}}',
+        '{"r": [1, 2]}',
+        "[1, 2]",
+        '"text"',
+        "{not json",
+        "\xff\xfe",
+    ],
+    ids=[
+        "mean-text",
+        "count-null",
+        "mean-bool",
+        "mean-negative",
+        "metric-list",
+        "repo-list",
+        "top-list",
+        "top-string",
+        "not-json",
+        "not-utf8",
+    ],
+)
+def test_a_corrupt_calibration_file_is_reported_ignored_and_left_alone(content):
+    path = calibration.files()[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = content.encode("latin-1")
+    path.write_bytes(data)
+    found = calibration.problem()
+    assert found is not None
+    assert found[0] == path
+    assert calibration.load("r") == {}
+    assert calibration.measured_costs("r") is None
+    calibration.record("r", {"worktree_create": [0.5], "setup": [1.0]})  # no exception
+    assert path.read_bytes() == data  # left for `refute clean` to move aside
+
+
+def test_a_directory_where_a_calibration_file_belongs_is_reported():
+    for path in calibration.files():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir()
+        found = calibration.problem()
+        assert found == (path, "is a directory, not a file")
+        assert calibration.load("r") == {}
+        path.rmdir()
+    assert calibration.problem() is None
+
+
+def test_unknown_metrics_are_kept_and_valid_ones_still_recorded():
+    path = calibration.files()[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"r": {"future_metric": "anything", "setup": {"mean": 2, "count": 1}}}')
+    assert calibration.problem() is None
+    calibration.record("r", {"setup": [4.0]})
+    stored = json.loads(path.read_text())
+    assert stored["r"]["future_metric"] == "anything"
+    assert stored["r"]["setup"]["count"] == 2

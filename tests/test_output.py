@@ -4,6 +4,7 @@ head + tail in the result, both streams read concurrently."""
 from __future__ import annotations
 
 import json
+import random
 import re
 import subprocess
 import sys
@@ -13,10 +14,19 @@ import pytest
 
 from conftest import live_tagged
 from refute import FalsificationConfig, Hypothesis, TestExecutor, TestResult
+from refute.engine.output import OutputCapture, log_marker
+from refute.errors import ConfigError
 
 PY = sys.executable
 MIB = 1 << 20
-MARKER = re.compile(r"\n\[\.\.\. refute: (\d+) bytes truncated(; full output in (\S+))? \.\.\.\]\n")
+MARKER = re.compile(
+    r"\n\[\.\.\. refute: (\d+) bytes truncated"
+    r"(; (?:full output|head and tail of the output) in (\S+))? \.\.\.\]\n"
+)
+LOG_MARKER = re.compile(
+    rb"\n\[\.\.\. refute: (\d+) bytes of output dropped here; this log keeps the first"
+    rb" (\d+) and the last (\d+) bytes \(log limit (\d+)\) \.\.\.\]\n"
+)
 
 # What the measured runs print: 200 chunks of 1 MiB (chunk i is filled with letter i % 26),
 # or one 1 MiB line without a newline.
@@ -110,11 +120,23 @@ def test_200_mib_of_output_keeps_the_executor_small(tmp_path, test_tag, with_log
         log = Path(result["stdout_log"])
         assert log == log_dir / "measured.run1.stdout.log"
         _assert_bounded_text(stdout, limit, total, str(log))
-        assert log.stat().st_size == total
+        # The log is capped while it is written (64 MiB by default): its first 32 MiB, a
+        # marker, its last 32 MiB; the result says so.
+        cap = 64 * MIB
+        assert result["metrics"]["stdout_log_dropped"] == total - cap
+        assert any("stdout log capped" in note for note in result["metrics"]["notes"])
         with log.open("rb") as handle:
-            for i in range(200):
+            for i in range(32):
+                assert handle.read(MIB) == bytes([65 + i % 26]) * MIB, f"chunk {i} differs"
+            line = handle.read(300)
+            match = LOG_MARKER.match(line)
+            assert match is not None, line
+            assert [int(g) for g in match.groups()] == [total - cap, cap // 2, cap // 2, cap]
+            handle.seek(32 * MIB + match.end())
+            for i in range(168, 200):
                 assert handle.read(MIB) == bytes([65 + i % 26]) * MIB, f"chunk {i} differs"
             assert handle.read(1) == b""
+        assert log.stat().st_size == cap + match.end()
         assert Path(result["stderr_log"]).stat().st_size == 0
     else:
         assert result["stdout_log"] == ""
@@ -221,4 +243,81 @@ def test_stdout_and_stderr_are_read_concurrently(tmp_path, test_tag):
     assert set(MARKER.sub("", result.stderr)) == {"e"}
     assert Path(result.stdout_log).read_bytes() == b"o" * MIB
     assert Path(result.stderr_log).read_bytes() == b"e" * MIB
+    assert live_tagged(test_tag) == []
+
+
+# -- the log cap ----------------------------------------------------------------------------
+
+
+def _capture_log(
+    tmp_path: Path, chunks: list[bytes], log_limit: int
+) -> tuple[OutputCapture, bytes]:
+    log = tmp_path / "capture.log"
+    capture = OutputCapture(64, log, log_limit)
+    for chunk in chunks:
+        capture.feed(chunk)
+    capture.close()
+    return capture, log.read_bytes()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_capped_log_keeps_head_and_tail_of_any_chunking(tmp_path, seed):
+    rng = random.Random(seed)
+    log_limit = rng.choice([4096, 5000, 8191])
+    data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40_000)))
+    chunks, at = [], 0
+    while at < len(data):
+        size = rng.choice([1, 7, 100, 4095, 4097, 12_000])
+        chunks.append(data[at : at + size])
+        at += size
+    capture, text = _capture_log(tmp_path, chunks, log_limit)
+    head, tail = log_limit // 2, log_limit - log_limit // 2
+    if len(data) <= log_limit:
+        assert text == data
+        assert capture.log_dropped == 0
+        return
+    dropped = len(data) - log_limit
+    marker = log_marker(dropped, head, tail)
+    assert capture.log_dropped == dropped
+    assert text == data[:head] + marker + data[-tail:]
+
+
+def test_log_at_the_cap_is_whole(tmp_path):
+    capture, text = _capture_log(tmp_path, [b"a" * 3000, b"b" * 1096], 4096)
+    assert text == b"a" * 3000 + b"b" * 1096
+    assert capture.log_dropped == 0
+    capture, text = _capture_log(tmp_path, [b"a" * 3000, b"b" * 1097], 4096)
+    assert capture.log_dropped == 1
+    assert text == b"a" * 2048 + log_marker(1, 2048, 2048) + (b"a" * 952 + b"b" * 1097)[-2048:]
+
+
+def test_log_never_exceeds_the_cap_while_written(tmp_path):
+    log = tmp_path / "live.log"
+    capture = OutputCapture(64, log, 8192)
+    for i in range(2000):
+        capture.feed(bytes([97 + i % 26]) * 1000)
+        assert log.stat().st_size <= 8192
+    capture.close()
+    assert log.stat().st_size <= 8192 + 200
+    assert capture.log_dropped == 2_000_000 - 8192
+
+
+def test_log_limit_is_a_config_field_with_bounds(tmp_path, test_tag):
+    code = "import sys; sys.stdout.buffer.write(b'x' * 10000 + b'y' * 10000)"
+    log_dir = tmp_path / "logs"
+    config = FalsificationConfig(
+        kill_grace_period=0.5, log_dir=log_dir, log_limit_bytes=8192, output_limit_bytes=1024
+    )
+    [result] = TestExecutor(config).execute_parallel(
+        [_hyp("cap", [PY, "-c", code])], {"cap": _worktree(tmp_path)}
+    )
+    assert result.result is TestResult.PASS, result.error_message
+    assert result.metrics["stdout_log_dropped"] == 20000 - 8192
+    assert "stderr_log_dropped" not in result.metrics
+    text = Path(result.stdout_log).read_bytes()
+    assert text == b"x" * 4096 + log_marker(20000 - 8192, 4096, 4096) + b"y" * 4096
+    assert "head and tail of the output in" in result.stdout
+    for bad in (4095, 4 * 1024**3 + 1, True, 1.5):
+        with pytest.raises(ConfigError, match="log_limit_bytes"):
+            FalsificationConfig(log_limit_bytes=bad)
     assert live_tagged(test_tag) == []

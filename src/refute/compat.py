@@ -38,8 +38,9 @@ class AsyncTestExecutor:
     - at most `config.max_concurrent_tests` test processes alive at once;
     - each test in a new session, stdin from /dev/null, its whole process tree stopped
       (TERM, grace, KILL) on timeout or cancellation, escaped daemons included;
-    - output read in chunks, written whole to `config.log_dir` when set, with only a
-      bounded head and tail kept in memory.
+    - output read in chunks, written to `config.log_dir` when set (up to
+      `config.log_limit_bytes` per stream: beyond it the head and tail, the cut marked),
+      with only a bounded head and tail kept in memory.
     """
 
     def __init__(
@@ -154,6 +155,7 @@ class AsyncTestExecutor:
             environment=self.environment,
             log_dir=self.config.log_dir,
             output_limit=self.config.output_limit_bytes,
+            log_limit=self.config.log_limit_bytes,
             kill_grace=self.config.kill_grace_period,
         )
         index_of = {(job.key, job.attempt): index for index, job in jobs}

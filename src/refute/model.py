@@ -294,6 +294,7 @@ class FalsificationConfig:
     # refute's additions
     kill_grace_period: float = 2.0
     output_limit_bytes: int = 64 * 1024
+    log_limit_bytes: int = 64 << 20  # per stream log cap (refute.engine.output)
     log_dir: Path | None = None
     exit_code_overrides: dict[int, TestResult] = field(default_factory=dict)
 
@@ -321,6 +322,11 @@ class FalsificationConfig:
         ol = self.output_limit_bytes
         if not isinstance(ol, int) or isinstance(ol, bool) or ol < 2:
             raise ConfigError("output_limit_bytes", f"must be an integer >= 2, got {ol!r}")
+        ll = self.log_limit_bytes
+        if not isinstance(ll, int) or isinstance(ll, bool) or not 4096 <= ll <= 4 << 30:
+            raise ConfigError(
+                "log_limit_bytes", f"must be an integer from 4096 to 4 GiB, got {ll!r}"
+            )
         if self.log_dir is not None:
             self.log_dir = Path(self.log_dir)
 

@@ -9,25 +9,28 @@ exit code).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from refute.app.example import demo_environment
 from refute.app.isolated import clean_after_dead
-from refute.app.preflight import Findings, find_problems
+from refute.app.preflight import Finding, Findings, find_problems
 from refute.app.queries import history, show
+from refute.app.retention import PruneReport, prune
 from refute.app.run import (
     CreatedCallback,
     EventCallback,
     run_session,
 )
 from refute.app.spec import SessionSpec, spec_from_plan
+from refute.app.state import Repair, check_state, repair_state
 from refute.engine.protocol import Backend
 from refute.errors import PlanCheckError, RepositoryError, UnknownSessionError
 from refute.owners import token_owner_alive
 from refute.plan import Plan, load_plan
-from refute.store import BackgroundStore
+from refute.store import DB_FILENAME, BackgroundStore
 from refute.workspace.reconcile import CleanReport
 from refute.workspace.snapshot import (
     SNAPSHOT_REF_PREFIX,
@@ -62,6 +65,7 @@ class RunOptions:
     keep_worktrees: bool = False
     halt: bool = True  # False: `--no-halt`, run everything even when the control passes
     sandbox: bool = False  # `--sandbox`: every test with `isolation: sandbox`
+    log_limit: int | None = None  # bytes of each stream's log kept (None: 64 MiB)
 
 
 @dataclass(frozen=True)
@@ -81,14 +85,17 @@ async def check(
 ) -> CheckReport:
     """Validate and rank a plan against the repository, as `run_plan` would, running
     nothing; every problem is listed (a plan that does not even parse raises PlanError)."""
+    warnings = check_state()  # a state file that stops a run raises StoreError here
     plan = load_plan(plan_path)
     spec = await _spec(plan, plan_path, repo, options)
-    return CheckReport(spec, await find_problems(plan, spec))
+    findings = await find_problems(plan, spec)
+    findings.warnings.extend(Finding("state", warning) for warning in warnings)
+    return CheckReport(spec, findings)
 
 
 async def _spec(plan: Plan, plan_path: Path, repo: Path, options: RunOptions | None) -> SessionSpec:
     opts = options or RunOptions()
-    return await spec_from_plan(
+    spec = await spec_from_plan(
         plan,
         plan_path,
         repo,
@@ -101,6 +108,9 @@ async def _spec(plan: Plan, plan_path: Path, repo: Path, options: RunOptions | N
         halt=opts.halt,
         sandbox=opts.sandbox,
     )
+    if opts.log_limit is not None:
+        spec.config = replace(spec.config, log_limit_bytes=opts.log_limit)
+    return spec
 
 
 async def run_plan(
@@ -127,14 +137,28 @@ async def run_plan(
 @dataclass(frozen=True)
 class CleanResult:
     """What `clean` did; `repository` is None when the directory is not a git repository
-    (then only processes were checked)."""
+    (then only processes were checked). `repairs`: the corrupt state files moved aside
+    (`refute.app.state`); `pruned`: what `older_than`/`max_size` deleted, or None."""
 
     repository: Path | None
     report: CleanReport
+    repairs: list[Repair] = field(default_factory=list)
+    pruned: PruneReport | None = None
 
 
-async def clean(repo: Path = Path(), *, dry_run: bool = False, grace: float = 2.0) -> CleanResult:
-    """Remove what dead refute processes left: worktrees, refs, processes, temp files."""
+async def clean(
+    repo: Path = Path(),
+    *,
+    dry_run: bool = False,
+    grace: float = 2.0,
+    older_than: timedelta | None = None,
+    max_size: int | None = None,
+) -> CleanResult:
+    """Repair the state directory (move corrupt files aside, never delete a session),
+    remove what dead refute processes left (worktrees, refs, processes, temp files), then,
+    when asked, delete sessions older than `older_than` and logs beyond `max_size` bytes
+    (`refute.app.retention`)."""
+    repairs = repair_state(dry_run=dry_run)
     try:
         repository: Repository | None = await Repository.open(repo)
     except RepositoryError:
@@ -142,7 +166,12 @@ async def clean(repo: Path = Path(), *, dry_run: bool = False, grace: float = 2.
     report = await clean_after_dead(repository, dry_run=dry_run, grace=grace)
     if repository is not None:
         await _clean_session_snapshots(repository, report, dry_run=dry_run)
-    return CleanResult(repository.root if repository else None, report)
+    pruned = None
+    # A dry run leaves a corrupt database where it is: then there is nothing to prune from.
+    database_in_the_way = dry_run and any(r.problem.path.name == DB_FILENAME for r in repairs)
+    if (older_than is not None or max_size is not None) and not database_in_the_way:
+        pruned = prune(older_than=older_than, max_size=max_size, dry_run=dry_run)
+    return CleanResult(repository.root if repository else None, report, repairs, pruned)
 
 
 async def _clean_session_snapshots(repo: Repository, report: CleanReport, *, dry_run: bool) -> None:

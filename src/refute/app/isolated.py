@@ -308,6 +308,7 @@ async def run_isolated(
         environment=environment,
         log_dir=cfg.log_dir,
         output_limit=cfg.output_limit_bytes,
+        log_limit=cfg.log_limit_bytes,
         kill_grace=cfg.kill_grace_period,
     )
     pool = WorktreePool(

@@ -47,6 +47,7 @@ from refute.app.isolated import (
     run_isolated,
 )
 from refute.app.spec import SessionSpec, spec_from_document
+from refute.app.state import check_state
 from refute.document import (
     CONTROL_ID,
     CONTROL_PENDING,
@@ -279,6 +280,7 @@ async def resume(
     that is not completed yet is analysed and finished. A session whose refute is still
     running is refused (SessionRunningError). `sandbox` runs them (and records them)
     with `isolation: sandbox`."""
+    check_state()  # a state file that stops a run raises StoreError before anything runs
     async with BackgroundStore(store_path) as store:
         full_id = await store.call(store.store.resolve_session_id, session_id)
         unfinished = await store.call(store.store.unfinished, full_id)

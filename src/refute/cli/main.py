@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from refute import __version__
+from refute.cli.housekeeping import parse_log_limit, say_clean, state_warnings
 from refute.document import EXIT_CODES
 from refute.errors import ErrorKind, Interrupted, PlanCheckError, RefuteError
 
@@ -234,6 +235,12 @@ def _positive(name: str, value: float | None) -> None:
     is_flag=True,
     help="Run every test with isolation: sandbox (Linux: all but its worktree read-only).",
 )
+@click.option(
+    "--log-limit",
+    metavar="SIZE",
+    help="Keep at most SIZE of each stream's log (its first and last halves; default 64M,"
+    " at most 4G).",
+)
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
 def run(
     plan: Path,
@@ -247,6 +254,7 @@ def run(
     keep_worktrees: bool,
     no_halt: bool,
     sandbox: bool,
+    log_limit: str | None,
     repo: Path,
 ) -> int:
     """Run a plan: every hypothesis' test in its own worktree, concurrently."""
@@ -255,6 +263,11 @@ def run(
     _positive("--timeout", timeout)
     _positive("--repeat", repeat)
     _positive("--max-hypotheses", max_hypotheses)
+    try:
+        log_bytes = parse_log_limit(log_limit)
+    except ValueError as exc:
+        _fail(f"--log-limit: {exc}", EXIT_USAGE)
+    state_warnings()
     options = app.RunOptions(
         jobs=_jobs(jobs),
         timeout=timeout,
@@ -264,6 +277,7 @@ def run(
         keep_worktrees=keep_worktrees,
         halt=not no_halt,
         sandbox=sandbox,
+        log_limit=log_bytes,
     )
     doc = _run_with_progress(
         lambda progress: app.run_plan(
@@ -456,6 +470,7 @@ def resume(session: str, fmt: str, output: Path | None, sandbox: bool) -> int:
     """Run again the tests of SESSION that have no final result (after a crash or Ctrl-C)."""
     from refute import app  # noqa: PLC0415 - lazy: start-up
 
+    state_warnings()
     outcome: list[app.ResumeResult] = []
 
     async def go(progress: Progress) -> dict[str, Any]:
@@ -481,32 +496,38 @@ def resume(session: str, fmt: str, output: Path | None, sandbox: bool) -> int:
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option(
+    "--older-than",
+    metavar="AGE",
+    help="Also delete sessions (records and logs) that ended more than AGE ago: 30d, 12h, 2w.",
+)
+@click.option(
+    "--max-size",
+    metavar="SIZE",
+    help="Also delete the logs of the oldest sessions until the state directory fits"
+    " SIZE: 1G, 500M (the session records stay).",
+)
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
-def clean(dry_run: bool, repo: Path) -> int:
-    """Remove what dead refute processes left: worktrees, refs, processes, temp files."""
+def clean(dry_run: bool, older_than: str | None, max_size: str | None, repo: Path) -> int:
+    """Remove what dead refute processes left (worktrees, refs, processes, temp files) and
+    move corrupt state files aside; with --older-than/--max-size, prune old sessions and
+    logs. A running session is never touched."""
     from refute import app  # noqa: PLC0415 - lazy: start-up
+    from refute.app.retention import parse_age, parse_size  # noqa: PLC0415 - lazy: start-up
     from refute.cli.signals import run_interruptible  # noqa: PLC0415 - lazy: start-up
 
-    result = run_interruptible(lambda: app.clean(repo, dry_run=dry_run))
-    report = result.report
-    verb = "would remove" if dry_run else "removed"
-    if result.repository is None:
-        click.echo(f"refute: {repo} is not a git repository; only processes were checked", err=True)
-    for path in report.worktrees:
-        click.echo(f"{verb} worktree {path}")
-    for ref in report.refs:
-        click.echo(f"{verb} ref {ref}")
-    for path in report.temporary:
-        click.echo(f"{verb} temporary {path}")
-    for item in report.repaired:
-        click.echo(f"{'would repair' if dry_run else 'repaired'} {item}")
-    for pid in report.processes:
-        click.echo(f"{'would stop' if dry_run else 'stopped'} process {pid}")
-    if report.nothing_to_do:
-        click.echo("nothing to clean")
-    for kept in report.kept:
-        click.echo(f"kept {kept}")
-    return 0
+    try:
+        age = parse_age(older_than) if older_than is not None else None
+    except ValueError as exc:
+        _fail(f"--older-than: {exc}", EXIT_USAGE)
+    try:
+        budget = parse_size(max_size) if max_size is not None else None
+    except ValueError as exc:
+        _fail(f"--max-size: {exc}", EXIT_USAGE)
+    result = run_interruptible(
+        lambda: app.clean(repo, dry_run=dry_run, older_than=age, max_size=budget)
+    )
+    return say_clean(result, repo, dry_run=dry_run)
 
 
 @cli.command()

@@ -305,6 +305,7 @@ class LocalBatch:
             timeout=job.timeout,
             grace=self.settings.kill_grace,
             output_limit=self.settings.output_limit,
+            log_limit=self.settings.log_limit,
             stdout_log=stdout_log,
             stderr_log=stderr_log,
         )

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from refute.engine.output import OutputCapture
+from refute.engine.output import DEFAULT_LOG_LIMIT, OutputCapture
 from refute.engine.sweep import KILL_WAIT, find_marked, is_alive, killpg, terminate
 
 __all__ = [
@@ -96,6 +96,7 @@ class ProcessSpec:
     timeout: float
     grace: float = 2.0
     output_limit: int = 64 * 1024
+    log_limit: int = DEFAULT_LOG_LIMIT
     stdout_log: Path | None = None
     stderr_log: Path | None = None
 
@@ -128,8 +129,8 @@ async def run_process(spec: ProcessSpec, spawner: Executor | None = None) -> Pro
     waits instead of serializing them. On cancellation the process tree is stopped and
     reaped first, then CancelledError propagates.
     """
-    stdout = OutputCapture(spec.output_limit, spec.stdout_log)
-    stderr = OutputCapture(spec.output_limit, spec.stderr_log)
+    stdout = OutputCapture(spec.output_limit, spec.stdout_log, spec.log_limit)
+    stderr = OutputCapture(spec.output_limit, spec.stderr_log, spec.log_limit)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     started_at = time.time()

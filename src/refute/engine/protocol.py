@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from refute.engine.output import DEFAULT_LOG_LIMIT
 from refute.engine.sandbox import SandboxMounts
 from refute.model import DEFAULT_TEST_TIMEOUT, CheckoutRequest, TestExecutionResult, TestResult
 
@@ -90,13 +91,15 @@ class BatchSettings:
     """Limits and surroundings shared by every job of a batch.
 
     `environment` is what every job inherits (None: this process' environment when the
-    batch opens); `log_dir` receives `<key>.run<attempt>.stdout.log` and `.stderr.log`.
+    batch opens); `log_dir` receives `<key>.run<attempt>.stdout.log` and `.stderr.log`, each
+    capped at `log_limit` bytes (its first and last halves, the cut marked).
     """
 
     concurrency: int = 1
     environment: Mapping[str, str] | None = None
     log_dir: Path | None = None
     output_limit: int = 64 * 1024
+    log_limit: int = DEFAULT_LOG_LIMIT
     kill_grace: float = 2.0
 
 

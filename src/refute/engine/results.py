@@ -73,6 +73,14 @@ def outcome_result(
         "stderr_truncated": outcome.stderr.truncated,
         "cleanup_seconds": round(outcome.cleanup_seconds, 6),
     }
+    log_notes: list[str] = []
+    for name, capture in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+        if capture.log_dropped and not capture.log_error:
+            metrics[f"{name}_log_dropped"] = capture.log_dropped
+            log_notes.append(
+                f"{name} log capped: {capture.log_dropped} bytes dropped from the middle"
+                f" of {capture.log_path} (the cut is marked in the log)"
+            )
     if outcome.leftovers_killed:
         metrics["leftover_processes_killed"] = outcome.leftovers_killed
     if outcome.output_abandoned:
@@ -81,7 +89,8 @@ def outcome_result(
         metrics["runner"] = runner.name
         if result is TestResult.FAIL and runner.lists_failures:
             metrics["failing_tests"] = sorted(runners.failing_tests(runner, stdout, stderr))
-    notes = [n for n in (outcome.stdout.log_error, outcome.stderr.log_error, *outcome.notes) if n]
+    errors = (outcome.stdout.log_error, outcome.stderr.log_error)
+    notes = [n for n in (*errors, *log_notes, *outcome.notes) if n]
     if notes:
         metrics["notes"] = notes
     return TestExecutionResult(

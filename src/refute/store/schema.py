@@ -87,7 +87,12 @@ def sqlite_errors(path: Path) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        raise StoreError(f"{path}: {exc}") from exc
+        text = str(exc)
+        if isinstance(exc, sqlite3.DatabaseError) and any(
+            sign in text for sign in ("malformed", "not a database", "disk I/O error")
+        ):
+            text += "; the session database is damaged: `refute clean` moves it aside"
+        raise StoreError(f"{path}: {text}") from exc
 
 
 def configure(conn: sqlite3.Connection, path: Path) -> None:

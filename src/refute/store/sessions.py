@@ -50,7 +50,7 @@ from typing import Any, Self
 from refute.document import ANALYSIS_KEYS, CONTROL_ID, STATUSES
 from refute.errors import SessionRunningError, StoreError, UnknownSessionError
 from refute.owners import process_token, token_owner_alive
-from refute.paths import make_owned_dir, state_dir
+from refute.paths import state_dir
 from refute.store.documents import (
     DOCUMENT_SCHEMA,
     dumps,
@@ -61,6 +61,7 @@ from refute.store.documents import (
     split_document,
     summary_counts,
 )
+from refute.store.repair import check_schema, ensure_database, prepare_directory
 from refute.store.rows import upsert_hypotheses, upsert_run
 from refute.store.schema import (
     BUSY_TIMEOUT,
@@ -118,22 +119,25 @@ class Store:
         refute database, or has a schema newer than this code.
         """
         if path is None:
-            make_owned_dir(state_dir())
             path = default_path()
+            prepare_directory(path.parent)
         else:
             path = Path(path)
             if not path.parent.exists():
-                make_owned_dir(path.parent)
+                prepare_directory(path.parent)
+        # A corrupt file is refused in one line (`refute.store.repair`); a missing one is
+        # created whole and private (SQLite gives the -wal and -shm files its permissions).
+        ensure_database(path)
         try:
-            # Created private: runs hold test output, which may hold secrets. SQLite gives
-            # the -wal and -shm files the same permissions.
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             connection = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{path}: cannot open the session database: {exc}") from exc
         try:
+            # Before anything writes (configure switches to WAL): a foreign database is
+            # refused untouched.
+            check_schema(connection, path, len(MIGRATIONS))
             configure(connection, path)
             # This module's `MIGRATIONS`, read now: the list `schema_version()` counts.
             migrate(connection, path, MIGRATIONS)
