@@ -37,7 +37,7 @@ TRIALS = 20
 LANES = 2
 #: Generous bound for the tests of a dead refute to be gone (the goal is < 5 s).
 GONE_BOUND = 30.0
-#: What the figures in docs/notes-f-watchdog.md were measured with.
+#: What the figures in docs/decisions.md §17.3 were measured with.
 FIGURES: dict[str, object] = {}
 
 

@@ -14,7 +14,7 @@ What must stay true, whenever a signal (or a burst of them) arrives:
 * The first signal cancels the session (once it is running, or at once if it came before);
   further ones are recorded and ignored, so the cleanup is never abandoned.
 * A signal after the session has ended changes nothing: the session is recorded, the
-  report is printed, refute exits with the recorded code (docs/notes-f-watchdog.md).
+  report is printed, refute exits with the recorded code (docs/decisions.md §17.3).
   From then on the two signals are ignored: a no-op handler, then SIG_IGN from exit on
   (finalization resets Python handlers to the defaults, never SIG_IGN).
 """

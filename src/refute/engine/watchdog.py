@@ -4,7 +4,7 @@ A batch's runs are stopped by the batch itself when refute ends normally, is int
 or times out. When refute dies without running any code (SIGKILL, the OOM killer, a
 segfault), nobody would stop them; this module's small companion process does.
 
-How it works (docs/notes-f-watchdog.md says why this design):
+How it works (docs/decisions.md §17.3 says why this design):
 
 * `ensure_watchdog()` is called just before a batch spawns a test; the first call in a
   process starts the watchdog, later calls return at once. `refute --version`, `check`,
