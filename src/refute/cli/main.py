@@ -20,6 +20,7 @@ import click
 from refute import __version__
 from refute.document import EXIT_CODES
 from refute.errors import ErrorKind, Interrupted, PlanCheckError, RefuteError
+from refute.model import MAX_CONCURRENCY, MAX_HISTORY, MAX_HYPOTHESES, MAX_REPEAT, MAX_SECONDS
 
 # The use cases, the reports, rich and asyncio are imported by the commands that need
 # them, not here: `refute --version` and `refute --help` import click and little else
@@ -192,34 +193,56 @@ def cli() -> None:
     """
 
 
-def _jobs(value: str | None) -> int | str | None:
-    if value is None:
-        return None
-    if value == "auto":
-        return "auto"
-    try:
-        number = int(value)
-    except ValueError:
-        _fail(f"-j/--jobs: must be a number >= 1 or 'auto', got {value!r}", EXIT_USAGE)
-    if number < 1:
-        _fail(f"-j/--jobs: must be a number >= 1 or 'auto', got {value!r}", EXIT_USAGE)
-    return number
+def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
+    """`-j`: a number from 1 to MAX_CONCURRENCY, or `auto`."""
+    if value is None or value == "auto":
+        return value
+    text = value.strip()
+    if not (
+        text.isascii() and text.isdigit() and len(text) <= 6 and 1 <= int(text) <= MAX_CONCURRENCY
+    ):
+        raise click.BadParameter(
+            f"must be a number from 1 to {MAX_CONCURRENCY} or 'auto', got {value!r}", ctx, param
+        )
+    return int(text)
 
 
-def _positive(name: str, value: float | None) -> None:
-    if value is not None and not value > 0:
-        _fail(f"{name}: must be > 0, got {value}", EXIT_USAGE)
+def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """`--timeout`: a finite number of seconds > 0 and at most MAX_SECONDS (a week)."""
+    if value is not None and not 0 < value <= MAX_SECONDS:  # NaN and inf fail too
+        raise click.BadParameter(
+            f"must be a number > 0 and <= {MAX_SECONDS:g}, got {value}", ctx, param
+        )
+    return value
+
+
+REPEAT = click.IntRange(1, MAX_REPEAT)
+HYPOTHESES = click.IntRange(1, MAX_HYPOTHESES)
 
 
 @cli.command()
 @click.argument("plan", type=click.Path(path_type=Path))
 @click.option(
-    "-j", "--jobs", help="Tests at once: a number or 'auto' (default: the plan's, else 5)."
+    "-j",
+    "--jobs",
+    callback=_jobs,
+    help=f"Tests at once: 1 to {MAX_CONCURRENCY} or 'auto' (default: the plan's, else auto).",
 )
-@click.option("--timeout", type=float, help="Seconds per test run (overrides the plan's default).")
-@click.option("--repeat", type=int, help="Runs per hypothesis (overrides the plan).")
+@click.option(
+    "--timeout",
+    type=float,
+    callback=_seconds,
+    help=f"Seconds per test run, at most {MAX_SECONDS:g} (overrides the plan's default).",
+)
+@click.option(
+    "--repeat", type=REPEAT, help=f"Runs per hypothesis, 1 to {MAX_REPEAT} (overrides the plan)."
+)
 @click.option("--no-parallel", is_flag=True, help="Run one test at a time.")
-@click.option("--max-hypotheses", type=int, help="Keep only the K best-ranked hypotheses.")
+@click.option(
+    "--max-hypotheses",
+    type=HYPOTHESES,
+    help=f"Keep only the K best-ranked hypotheses (1 to {MAX_HYPOTHESES}).",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report to FILE.")
 @click.option("--keep-worktrees", is_flag=True, help="Keep every worktree after the run.")
@@ -246,11 +269,8 @@ def run(
     """Run a plan: every hypothesis' test in its own worktree, concurrently."""
     from refute import app  # noqa: PLC0415 - lazy: start-up
 
-    _positive("--timeout", timeout)
-    _positive("--repeat", repeat)
-    _positive("--max-hypotheses", max_hypotheses)
     options = app.RunOptions(
-        jobs=_jobs(jobs),
+        jobs=jobs,
         timeout=timeout,
         repeat=repeat,
         parallel=not no_parallel,
@@ -294,8 +314,14 @@ def _say_if_halted(doc: dict[str, Any]) -> None:
 
 @cli.command()
 @click.argument("plan", type=click.Path(path_type=Path))
-@click.option("-j", "--jobs", help="Tests at once: a number or 'auto'.")
-@click.option("--max-hypotheses", type=int, help="Keep only the K best-ranked hypotheses.")
+@click.option(
+    "-j", "--jobs", callback=_jobs, help=f"Tests at once: 1 to {MAX_CONCURRENCY} or 'auto'."
+)
+@click.option(
+    "--max-hypotheses",
+    type=HYPOTHESES,
+    help=f"Keep only the K best-ranked hypotheses (1 to {MAX_HYPOTHESES}).",
+)
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
 @click.option(
     "--format",
@@ -313,8 +339,7 @@ def check(plan: Path, jobs: str | None, max_hypotheses: int | None, repo: Path, 
     from refute import app  # noqa: PLC0415 - lazy: start-up
     from refute.cli.signals import run_interruptible  # noqa: PLC0415 - lazy: start-up
 
-    _positive("--max-hypotheses", max_hypotheses)
-    options = app.RunOptions(jobs=_jobs(jobs), max_hypotheses=max_hypotheses)
+    options = app.RunOptions(jobs=jobs, max_hypotheses=max_hypotheses)
     report = run_interruptible(lambda: app.check(plan, repo=repo, options=options))
     spec = report.spec
     if fmt == "json":
@@ -393,7 +418,14 @@ def show(session: str | None, fmt: str, output: Path | None, repo: Path) -> int:
 
 @cli.command()
 @click.option("--all", "all_repos", is_flag=True, help="Sessions of every repository.")
-@click.option("-n", "--limit", type=int, default=20, show_default=True)
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(1, MAX_HISTORY),
+    default=20,
+    show_default=True,
+    help=f"At most this many sessions (1 to {MAX_HISTORY}).",
+)
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
 def history(all_repos: bool, limit: int, repo: Path) -> int:
     """List recorded sessions, newest first."""
