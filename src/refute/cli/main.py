@@ -91,7 +91,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def _check_json(plan: Path, report: CheckReport) -> str:
     """`refute check --format json`: what is wrong, and what would run."""
-    import json  # noqa: PLC0415 - lazy: start-up
+    from refute.reports import dump_json  # noqa: PLC0415 - lazy: start-up
 
     spec = report.spec
     data = {
@@ -122,7 +122,7 @@ def _check_json(plan: Path, report: CheckReport) -> str:
         "concurrency": spec.config.concurrency(),
         "parallel_decision": spec.parallel_decision,
     }
-    return json.dumps(data, indent=2)
+    return dump_json(data)
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -173,7 +173,23 @@ def _run_with_progress(
 # -- commands -------------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _CtrlC(BaseException):
+    """A Ctrl-C outside a session (while parsing, importing, rendering): `main` says so in
+    one line. Not a KeyboardInterrupt, which click answers with a blank line of its own."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:  # noqa: ANN401 - click's own signature
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _CtrlC from None
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="refute")
 def cli() -> None:
     """refute: test competing bug hypotheses concurrently, each in its own git worktree.
@@ -544,26 +560,50 @@ def demo(fmt: str) -> int:
 # -- entry point ----------------------------------------------------------------------------
 
 
+def _standard_streams() -> None:
+    """Closed standard fds (`>&-`) point at /dev/null, before anything opens a file.
+
+    Otherwise the next file refute opens (the session store, a log) would get fd 1 and
+    every test would write its output into it. A closed stdout discards the output: the
+    command still runs and exits with its usual code (docs/cli.md, "Exit codes"); one note
+    on stderr says so.
+    """
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+    if 1 in closed or sys.stdout is None:
+        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - for good
+        click.echo("refute: note: stdout is closed; the output is discarded", err=True)
+    if 2 in closed or sys.stderr is None:
+        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - for good
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console entry point: runs the command, maps errors to one line and an exit code."""
     try:
+        _standard_streams()
         result = cli.main(args=argv, prog_name="refute", standalone_mode=False)
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt, _CtrlC, Interrupted):
+        click.echo("refute: interrupted", err=True)
         raise SystemExit(EXIT_INTERRUPTED) from None
     except click.ClickException as exc:
         _fail(f"{exc.format_message()} (see `refute --help`)", exc.exit_code)
-    except Interrupted:
-        raise SystemExit(EXIT_INTERRUPTED) from None
     except PlanCheckError as exc:  # every problem of the plan, one line each
         for problem in exc.problems:
             click.echo(f"refute: error: {_one_line(problem)}", err=True)
         raise SystemExit(EXIT_USAGE) from None
     except RefuteError as exc:
         _fail(str(exc), _EXIT_BY_KIND[exc.kind])
-    except KeyboardInterrupt:
-        raise SystemExit(EXIT_INTERRUPTED) from None
     except OSError as exc:
         _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_INFRASTRUCTURE)
     except Exception as exc:  # the last line of defence: still one line, exit 4
