@@ -13,7 +13,9 @@ from types import FrameType as _FrameType
 def _interrupted_early(_signum: int, _frame: _FrameType | None) -> None:
     with _contextlib.suppress(OSError):  # stderr closed: the exit code says it
         _os.write(2, b"refute: interrupted\n")
-    raise SystemExit(130)  # EXIT_INTERRUPTED, which is not imported yet
+    # Not SystemExit: raised inside the import machinery's callbacks it would be printed
+    # as "Exception ignored" and the Ctrl-C lost. Nothing exists yet that needs cleaning.
+    _os._exit(130)  # EXIT_INTERRUPTED, which is not imported yet
 
 
 _previous = _signal.getsignal(_signal.SIGINT)

@@ -131,6 +131,9 @@ class Checkouts:
         self._failures: dict[CheckoutRequest, CheckoutError] = {}
         self._room = asyncio.Lock()  # one eviction decision at a time
         self._closed = False
+        # Leases on their way back to the pool: a cancellation must not stop one half-way
+        # (the slot would stay "leased" by a dead process), and close() waits for them.
+        self._returning: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
     async def at(
@@ -197,7 +200,10 @@ class Checkouts:
                 return  # every held worktree is in use: go beyond capacity for a moment
             _, request = min(idle)
             entry = self._entries.pop(request)
-            await self._return(entry)
+            task = asyncio.ensure_future(self._return(entry))
+            self._returning.add(task)
+            task.add_done_callback(self._returning.discard)
+            await asyncio.shield(task)
 
     async def _return(self, entry: _Entry) -> None:
         lease, entry.lease = entry.lease, None
@@ -209,12 +215,15 @@ class Checkouts:
 
     async def _prepare(self, request: CheckoutRequest) -> Path:
         entry_lease: Lease | None = None
+        # This task's own entry, held here: close() may clear `_entries` while it runs, and
+        # the lease must still reach the entry close() releases.
+        own = self._entries[request]
         try:
             try:
                 entry_lease = await self.pool.acquire(request.commit, request.owner)
             except (WorktreeError, GitError, OSError) as exc:
                 raise CheckoutError(f"worktree failed: {exc}") from exc
-            self._entries[request].lease = entry_lease
+            own.lease = entry_lease
             self.paths[request] = entry_lease.path
             kind = "worktree_create" if entry_lease.fresh else "pool_acquire"
             self.samples[kind].append(entry_lease.seconds)
@@ -279,6 +288,7 @@ class Checkouts:
         await asyncio.gather(*(entry.task for entry in entries), return_exceptions=True)
         for entry in entries:
             await self._return(entry)
+        await asyncio.gather(*list(self._returning), return_exceptions=True)
         samples = {k: v for k, v in self.samples.items() if v}
         if samples.get("cleanup"):
             samples["cleanup"] = [sum(samples["cleanup"]) / len(samples["cleanup"])]
