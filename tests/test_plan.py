@@ -27,6 +27,7 @@ from refute.plan import (
     Plan,
     Ranking,
     load_plan,
+    loader,
     parse_plan,
     plan_json_schema,
     rank,
@@ -35,7 +36,6 @@ from refute.plan import (
     to_control,
     to_hypotheses,
 )
-from refute.plan.loader import parse_json
 
 # The example plan of docs/plan.md, plus the hypothesis it depends on.
 EXAMPLE = """\
@@ -1080,7 +1080,7 @@ def test_any_json_structure_reads_as_json_does(data: object) -> None:
     for text in (json.dumps(data), json.dumps(data, ensure_ascii=False, indent=1)):
         result: object
         try:
-            result, _ = parse_json(text, "plan.json")
+            result, _ = loader.parse_json(text, "plan.json")
         except PlanError as err:
             result = err
         if isinstance(result, PlanError):

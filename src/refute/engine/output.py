@@ -9,6 +9,7 @@ __all__ = [
 ]
 
 
+
 class OutputCapture:
     """Keeps at most `limit` bytes of a stream in memory: its first and last halves.
 
