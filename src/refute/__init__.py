@@ -113,4 +113,6 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers
     from refute.plan import load_plan
     from refute.plan.cost import CostModel, ParallelDecision
 
+del TYPE_CHECKING  # not a public name of refute
+
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, __all__)
