@@ -7,6 +7,7 @@ Every bad plan must end in one `PlanError` whose message is one line naming the 
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import time
@@ -18,7 +19,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refute import ConfigError, Hypothesis, TestResult, classify_exit
+from refute import ConfigError, Hypothesis, TestResult, classify_exit, model
 from refute.errors import PlanError
 from refute.plan import (
     MAX_PLAN_BYTES,
@@ -26,6 +27,7 @@ from refute.plan import (
     Plan,
     Ranking,
     load_plan,
+    loader,
     parse_plan,
     plan_json_schema,
     rank,
@@ -508,18 +510,39 @@ def test_a_single_alias_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "field", "message"),
     [
-        ('timeout: "5"', "hypotheses[0].timeout", "must be a number > 0, got '5'"),
-        ("timeout: 0", "hypotheses[0].timeout", "must be a number > 0, got 0"),
+        (
+            'timeout: "5"',
+            "hypotheses[0].timeout",
+            "must be a number > 0 and <= 604800 (a week), got '5'",
+        ),
+        (
+            "timeout: 0",
+            "hypotheses[0].timeout",
+            "must be a number > 0 and <= 604800 (a week), got 0",
+        ),
         ("timeout: -3.5", "hypotheses[0].timeout", "must be a number > 0"),
         ("timeout: .inf", "hypotheses[0].timeout", "must be a number > 0"),
         ("timeout: .nan", "hypotheses[0].timeout", "must be a number > 0"),
-        ("repeat: 0", "hypotheses[0].repeat", "must be an integer >= 1"),
-        ("repeat: 2.0", "hypotheses[0].repeat", "must be an integer >= 1"),
-        ("repeat: true", "hypotheses[0].repeat", "must be an integer >= 1, got true"),
+        ("repeat: 0", "hypotheses[0].repeat", "must be an integer from 1 to 1000"),
+        ("repeat: 2.0", "hypotheses[0].repeat", "must be an integer from 1 to 1000"),
+        ("repeat: true", "hypotheses[0].repeat", "must be an integer from 1 to 1000, got true"),
+        ("repeat: 1001", "hypotheses[0].repeat", "must be an integer from 1 to 1000, got 1001"),
+        ("repeat: 100000000", "hypotheses[0].repeat", "from 1 to 1000, got 100000000"),
+        ("repeat: 99999999999999999999", "hypotheses[0].repeat", "must be an integer from 1"),
+        ("timeout: 604801", "hypotheses[0].timeout", "<= 604800 (a week), got 604801"),
+        ("timeout: 1e300", "hypotheses[0].timeout", "<= 604800 (a week)"),
+        ("estimated_test_time: 1e300", "hypotheses[0].estimated_test_time", "from 0 to 604800"),
+        ("env: {REFUTE_SCOPE: x}", "hypotheses[0].env.REFUTE_SCOPE", "reserved for refute"),
+        ("env: {REFUTE_RUN_ID: x}", "hypotheses[0].env.REFUTE_RUN_ID", "reserved for refute"),
+        ("env: {REFUTE_: x}", "hypotheses[0].env.REFUTE_", "starting with REFUTE_ are reserved"),
         ("probability: 1.5", "hypotheses[0].probability", "must be a number between 0 and 1"),
         ("impact: -0.1", "hypotheses[0].impact", "must be a number between 0 and 1"),
         ("test_complexity: high", "hypotheses[0].test_complexity", "between 0 and 1"),
-        ("estimated_test_time: -1", "hypotheses[0].estimated_test_time", "must be a number >= 0"),
+        (
+            "estimated_test_time: -1",
+            "hypotheses[0].estimated_test_time",
+            "must be a number from 0 to 604800",
+        ),
         ("supported_if: maybe", "hypotheses[0].supported_if", "must be one of: fails, passes"),
         ("shell: 'yes'", "hypotheses[0].shell", "must be true or false"),
         ("env: {A: 1}", "hypotheses[0].env.A", "must be a string, got 1"),
@@ -706,9 +729,24 @@ def test_versions(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("setting", "field", "message"),
     [
-        ("concurrency: 0", "concurrency", "must be an integer >= 1 or 'auto', got 0"),
-        ("concurrency: many", "concurrency", "must be an integer >= 1 or 'auto', got 'many'"),
-        ("max_hypotheses: 0", "max_hypotheses", "must be an integer >= 1"),
+        ("concurrency: 0", "concurrency", "must be an integer from 1 to 256 or 'auto', got 0"),
+        (
+            "concurrency: many",
+            "concurrency",
+            "must be an integer from 1 to 256 or 'auto', got 'many'",
+        ),
+        ("max_hypotheses: 0", "max_hypotheses", "must be an integer from 1 to 10000"),
+        ("max_hypotheses: 10001", "max_hypotheses", "must be an integer from 1 to 10000"),
+        ("concurrency: 257", "concurrency", "from 1 to 256 or 'auto', got 257"),
+        ("concurrency: 100000000", "concurrency", "from 1 to 256 or 'auto', got 100000000"),
+        ("concurrency: 99999999999999999999", "concurrency", "from 1 to 256 or 'auto'"),
+        ("setup_timeout: 1e9", "setup_timeout", "<= 604800 (a week)"),
+        ("defaults: {repeat: 100000000}", "defaults.repeat", "from 1 to 1000, got 100000000"),
+        ("defaults: {env: {REFUTE_SCOPE: x}}", "defaults.env.REFUTE_SCOPE", "reserved for refute"),
+        ("control: {test: [a], env: {REFUTE_SCOPE: x}}", "control.env.REFUTE_SCOPE", "reserved"),
+        ("control: {test: [a], repeat: 1001}", "control.repeat", "from 1 to 1000"),
+        ("ranking: {impact_weight: 1e300}", "ranking.impact_weight", "from 0 to 1000"),
+        ('bug: "a\\0b"', "bug", "must not contain a NUL character"),
         ("setup_timeout: 0", "setup_timeout", "must be a number > 0"),
         ("setup: 'pip install \"x'", "setup", "cannot be split into arguments"),
         ("setup: []", "setup", "must be a non-empty string or a list of strings"),
@@ -725,8 +763,16 @@ def test_versions(tmp_path: Path) -> None:
         ("exit_codes: {99999: fail}", "exit_codes", "exit code 99999 cannot happen"),
         ("exit_codes: {-65: fail}", "exit_codes", "exit code -65 cannot happen"),
         ("exit_codes: {true: fail}", "exit_codes", "key true must be an integer"),
-        ("ranking: {impact_weight: -1}", "ranking.impact_weight", "must be a number >= 0"),
-        ("defaults: {timeout: '5'}", "defaults.timeout", "must be a number > 0, got '5'"),
+        (
+            "ranking: {impact_weight: -1}",
+            "ranking.impact_weight",
+            "must be a number from 0 to 1000",
+        ),
+        (
+            "defaults: {timeout: '5'}",
+            "defaults.timeout",
+            "must be a number > 0 and <= 604800 (a week), got '5'",
+        ),
         ("defaults: 5", "defaults", "must be a mapping"),
         ("control: {timeout: 5}", "control.test", "required"),
         ("control: {test: [a], shell: 1}", "control.shell", "must be true or false"),
@@ -915,3 +961,143 @@ def test_any_hypothesis_field_value_gives_a_plan_or_a_plan_error(field: str, val
         assert result.field.startswith("hypotheses[0]")
     else:
         to_hypotheses(result)  # whatever validates also converts
+
+
+# -- bounds (docs/plan.md, "Limits") -----------------------------------------------------------
+
+
+def test_every_bound_is_the_one_model_defines() -> None:
+    schema = plan_json_schema()
+    text = json.dumps(schema)
+    for bound in (model.MAX_REPEAT, model.MAX_CONCURRENCY, model.MAX_HYPOTHESES):
+        assert f": {bound}" in text, bound
+    assert schema["properties"]["hypotheses"]["maxItems"] == model.MAX_HYPOTHESES
+    with pytest.raises(ConfigError, match="max_concurrent_tests"):
+        model.FalsificationConfig(max_concurrent_tests=model.MAX_CONCURRENCY + 1)
+
+
+def test_the_bounds_are_listed_in_the_plan_docs() -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "plan.md").read_text(encoding="utf-8")
+    limits = docs[docs.index("## Limits") :]
+    for name in ("MAX_REPEAT", "MAX_CONCURRENCY", "MAX_HYPOTHESES", "MAX_SECONDS", "MAX_WEIGHT"):
+        value = getattr(model, name)
+        assert f"{value:,g}".replace(",", "") in limits.replace(",", ""), name
+
+
+def test_a_plan_at_the_bounds_is_valid(tmp_path: Path) -> None:
+    hypotheses = [
+        {"id": f"h{i}", "description": "d", "test": ["true"]} for i in range(model.MAX_HYPOTHESES)
+    ]
+    data = {
+        "version": 1,
+        "bug": "b",
+        "concurrency": model.MAX_CONCURRENCY,
+        "max_hypotheses": model.MAX_HYPOTHESES,
+        "defaults": {"repeat": model.MAX_REPEAT, "timeout": model.MAX_SECONDS},
+        "hypotheses": hypotheses,
+    }
+    plan = load_plan(write(tmp_path, json.dumps(data), "plan.json"))
+    assert len(plan.hypotheses) == model.MAX_HYPOTHESES
+    data["hypotheses"] = [*hypotheses, {"id": "one-more", "description": "d", "test": ["true"]}]
+    err = plan_error(write(tmp_path, json.dumps(data), "over.json"))
+    assert err.field == "hypotheses"
+    assert "at most 10000 hypotheses, got 10001" in err.message
+
+
+def test_the_reserved_prefix_is_case_sensitive_like_the_environment(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, with_hypothesis(env="{refute_scope: x, MY_REFUTE_X: y}")))
+    assert plan.hypotheses[0].env == {"refute_scope": "x", "MY_REFUTE_X": "y"}
+
+
+# -- JSON plans are read by a JSON parser -----------------------------------------------------
+
+
+def test_a_json_plan_with_surrogate_pair_escapes_loads(tmp_path: Path) -> None:
+    data = yaml.safe_load(MINIMAL)
+    data["bug"] = "the \U0001f600 button crashes"
+    data["hypotheses"][0]["description"] = "caf\u00e9 \U0001f4a5"
+    text = json.dumps(data)  # ASCII only: the emoji become "\ud83d\ude00"
+    assert "\\ud83d\\ude00" in text
+    plan = load_plan(write(tmp_path, text, "plan.json"))
+    assert plan.bug == "the \U0001f600 button crashes"
+    assert plan.hypotheses[0].description == "caf\u00e9 \U0001f4a5"
+    upper = load_plan(write(tmp_path, text, "PLAN.JSON"))
+    assert upper.bug == plan.bug
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "message"),
+    [
+        ('{"version": 1,\n "bug": "a",\n "bug": "b"}', 3, "bug", "duplicate key 'bug'"),
+        ('{"version": 1,\n "bug": NaN}', 2, "bug", "NaN and Infinity are not numbers"),
+        ('{"version": 1,\n "bug": -Infinity}', 2, "bug", "NaN and Infinity"),
+        ('{"version": 1, "bug": 1e400}', 1, "bug", "the number '1e400' is out of range"),
+        ('{"version": 1, "bug": "\\ud800"}', 1, "bug", "a lone surrogate"),
+        ('{"version": 1, "bug": "\\udc00\\ud800"}', 1, "bug", "a lone surrogate"),
+        ('{"version": 1, "bug": "a\tb"}', 1, "", "invalid JSON: Invalid control character"),
+        ('{"version": 1,}', 1, "", "invalid JSON: expected '\"'"),
+        ('{"version": 1} {}', 1, "", "invalid JSON: extra text after the plan"),
+        ('{"version": 1', 1, "", "invalid JSON: expected ',' or '}', found the end"),
+        ("{'version': 1}", 1, "", "invalid JSON: expected '\"'"),
+        ('{"version": 1, "bug": ' + "9" * 5000 + "}", 1, "bug", "more than 100 digits"),
+        ("[" * 40 + "]" * 40, 1, "", "nested more than 32 levels deep"),
+        ("[1]", 1, "", "the top level must be a mapping"),
+        ('"text"', 1, "", "the top level must be a mapping"),
+        ("version: 1\nbug: b\n", 1, "", "invalid JSON: expected a value"),
+    ],
+)
+def test_bad_json_plans(tmp_path: Path, text: str, line: int, field: str, message: str) -> None:
+    err = plan_error(write(tmp_path, text, "plan.json"))
+    assert message in err.message
+    assert (err.line, err.field if field else "") == (line, field)
+    assert "YAML" not in str(err)
+
+
+def test_json_errors_name_the_line_of_the_value(tmp_path: Path) -> None:
+    data = yaml.safe_load(MINIMAL)
+    data["hypotheses"].append({"id": "beta", "description": "b", "test": ["x"], "repeat": 0})
+    text = json.dumps(data, indent=2)
+    err = plan_error(write(tmp_path, text, "plan.json"))
+    expected = next(n for n, ln in enumerate(text.splitlines(), 1) if '"repeat"' in ln)
+    assert (err.field, err.line) == ("hypotheses[1].repeat", expected)
+    data["hypotheses"][1] = {"id": "beta", "description": "b", "tset": ["x"]}
+    text = json.dumps(data, indent=2)
+    err = plan_error(write(tmp_path, text, "plan.json"))
+    expected = next(n for n, ln in enumerate(text.splitlines(), 1) if '"tset"' in ln)
+    assert err.line == expected
+    assert "did you mean 'test'" in err.message
+
+
+def test_an_empty_json_plan(tmp_path: Path) -> None:
+    err = plan_error(write(tmp_path, "  \n", "plan.json"))
+    assert err.message == "the plan is empty"
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(data=_data)
+def test_any_json_structure_reads_as_json_does(data: object) -> None:
+    """Whatever `json.dumps` writes (ASCII escapes or not) reads as `json.loads` reads it."""
+    for text in (json.dumps(data), json.dumps(data, ensure_ascii=False, indent=1)):
+        result: object
+        try:
+            result, _ = loader.parse_json(text, "plan.json")
+        except PlanError as err:
+            result = err
+        if isinstance(result, PlanError):
+            assert str(result).splitlines() == [str(result)]
+            assert not isinstance(data, dict) or _refused_in_json(data), (data, result)
+        else:
+            assert result == json.loads(text)
+
+
+def _refused_in_json(data: object) -> bool:
+    """What `parse_json` refuses although `json.dumps` writes it: NaN/Infinity, lone surrogates."""
+    if isinstance(data, float):
+        return not math.isfinite(data)
+    if isinstance(data, str):
+        return any(0xD800 <= ord(char) <= 0xDFFF for char in data)
+    if isinstance(data, dict):
+        return any(_refused_in_json(key) or _refused_in_json(v) for key, v in data.items())
+    if isinstance(data, list):
+        return any(_refused_in_json(item) for item in data)
+    return False

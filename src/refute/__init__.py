@@ -7,9 +7,11 @@ Names are imported on first use (PEP 562), so `import refute` and `refute --vers
 cheap; `tests/test_public_api.py` keeps `__all__` and the real exports in step.
 """
 
-import typing as _typing
-
 from refute.lazy import lazy_exports as _lazy_exports
+
+# Not `typing.TYPE_CHECKING`: importing typing here would widen the moment before the
+# command line's Ctrl-C guard (refute.cli) by tens of milliseconds; type checkers know this.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -84,7 +86,7 @@ __all__ = [
     "show",
 ]
 
-if _typing.TYPE_CHECKING:  # what the lazy names are, for type checkers
+if TYPE_CHECKING:  # what the lazy names are, for type checkers
     from refute.app import RunOptions, check, clean, demo, history, resume, run_plan, show
     from refute.compat import AsyncTestExecutor, TestExecutor
     from refute.engine.protocol import RunEvent
@@ -110,5 +112,7 @@ if _typing.TYPE_CHECKING:  # what the lazy names are, for type checkers
     )
     from refute.plan import load_plan
     from refute.plan.cost import CostModel, ParallelDecision
+
+del TYPE_CHECKING  # not a public name of refute
 
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, __all__)

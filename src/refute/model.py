@@ -25,6 +25,12 @@ __all__ = [
     "DEFAULT_SETUP_TIMEOUT",
     "DEFAULT_TEST_TIMEOUT",
     "ISOLATIONS",
+    "MAX_CONCURRENCY",
+    "MAX_HISTORY",
+    "MAX_HYPOTHESES",
+    "MAX_REPEAT",
+    "MAX_SECONDS",
+    "MAX_WEIGHT",
     "CheckoutRequest",
     "FalsificationConfig",
     "Hypothesis",
@@ -48,6 +54,18 @@ DEFAULT_KEEP_PATHS = (".venv", "venv", "node_modules")
 #: How a test is kept from the user's repository: its own worktree (the default), or also a
 #: sandbox where everything but that worktree is read-only (docs/sandbox.md).
 ISOLATIONS = ("worktree", "sandbox")
+
+#: The upper bounds, each defined here only (docs/plan.md, "Limits"): `refute check` (and
+#: `run`, before anything) refuses a plan or an option past one with exit 2. Tests at once
+#: (`concurrency`, `-j`); hypotheses in a plan (and `max_hypotheses`); runs per hypothesis
+#: (`repeat`); seconds of any timeout or estimate (a week); a ranking weight; sessions
+#: `refute history -n` lists.
+MAX_CONCURRENCY = 256
+MAX_HYPOTHESES = 10_000
+MAX_REPEAT = 1_000
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_WEIGHT = 1_000.0
+MAX_HISTORY = 10_000
 
 #: Memory budget assumed per concurrent test when `max_concurrent_tests="auto"`.
 AUTO_MEMORY_PER_TEST = 512 * 1024 * 1024
@@ -301,9 +319,12 @@ class FalsificationConfig:
     def __post_init__(self) -> None:
         _check_positive("test_timeout", self.test_timeout)
         mc = self.max_concurrent_tests
-        if mc != "auto" and (not isinstance(mc, int) or isinstance(mc, bool) or mc < 1):
+        if mc != "auto" and (
+            not isinstance(mc, int) or isinstance(mc, bool) or not 1 <= mc <= MAX_CONCURRENCY
+        ):
             raise ConfigError(
-                "max_concurrent_tests", f"must be an integer >= 1 or 'auto', got {mc!r}"
+                "max_concurrent_tests",
+                f"must be an integer from 1 to {MAX_CONCURRENCY} or 'auto', got {mc!r}",
             )
         for name in (
             "min_parallel_time",

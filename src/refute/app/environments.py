@@ -23,6 +23,7 @@ from refute.model import Hypothesis
 from refute.workspace import leaks
 from refute.workspace.git import run_git
 from refute.workspace.pool import pool_root
+from refute.workspace.pythonenv import Editable
 from refute.workspace.worktrees import Repository
 
 __all__ = ["Leak", "Leaks", "find_leaks"]
@@ -59,13 +60,14 @@ async def find_leaks(
     found = Leaks()
     # Where a worktree would be: only a stand-in (paths inside it are the test's own).
     stand_in = pool_root(repo) / "slots" / "stand-in"
+    memo: dict[object, list[Editable]] = {}  # per interpreter: the same for most tests
     for hyp in hypotheses:
         argv = hyp.argv()
         if argv is None:
             continue
         env = {**environment, **hyp.env}
         redirect = leaks.redirect_command(
-            argv, env, checkout=repo.root, worktree=stand_in, cwd=repo.root
+            argv, env, checkout=repo.root, worktree=stand_in, cwd=repo.root, memo=memo
         )
         who = hyp.id
         if redirect.refusal:

@@ -21,6 +21,7 @@ from refute import __version__
 from refute.cli.housekeeping import parse_log_limit, say_clean, state_warnings
 from refute.document import EXIT_CODES
 from refute.errors import ErrorKind, Interrupted, PlanCheckError, RefuteError
+from refute.model import MAX_CONCURRENCY, MAX_HISTORY, MAX_HYPOTHESES, MAX_REPEAT, MAX_SECONDS
 
 # The use cases, the reports, rich and asyncio are imported by the commands that need
 # them, not here: `refute --version` and `refute --help` import click and little else
@@ -91,7 +92,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def _check_json(plan: Path, report: CheckReport) -> str:
     """`refute check --format json`: what is wrong, and what would run."""
-    import json  # noqa: PLC0415 - lazy: start-up
+    from refute.reports import dump_json  # noqa: PLC0415 - lazy: start-up
 
     spec = report.spec
     data = {
@@ -122,7 +123,7 @@ def _check_json(plan: Path, report: CheckReport) -> str:
         "concurrency": spec.config.concurrency(),
         "parallel_decision": spec.parallel_decision,
     }
-    return json.dumps(data, indent=2)
+    return dump_json(data)
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -173,7 +174,23 @@ def _run_with_progress(
 # -- commands -------------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _CtrlC(BaseException):
+    """A Ctrl-C outside a session (while parsing, importing, rendering): `main` says so in
+    one line. Not a KeyboardInterrupt, which click answers with a blank line of its own."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:  # noqa: ANN401 - click's own signature
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _CtrlC from None
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="refute")
 def cli() -> None:
     """refute: test competing bug hypotheses concurrently, each in its own git worktree.
@@ -193,34 +210,56 @@ def cli() -> None:
     """
 
 
-def _jobs(value: str | None) -> int | str | None:
-    if value is None:
-        return None
-    if value == "auto":
-        return "auto"
-    try:
-        number = int(value)
-    except ValueError:
-        _fail(f"-j/--jobs: must be a number >= 1 or 'auto', got {value!r}", EXIT_USAGE)
-    if number < 1:
-        _fail(f"-j/--jobs: must be a number >= 1 or 'auto', got {value!r}", EXIT_USAGE)
-    return number
+def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
+    """`-j`: a number from 1 to MAX_CONCURRENCY, or `auto`."""
+    if value is None or value == "auto":
+        return value
+    text = value.strip()
+    if not (
+        text.isascii() and text.isdigit() and len(text) <= 6 and 1 <= int(text) <= MAX_CONCURRENCY
+    ):
+        raise click.BadParameter(
+            f"must be a number from 1 to {MAX_CONCURRENCY} or 'auto', got {value!r}", ctx, param
+        )
+    return int(text)
 
 
-def _positive(name: str, value: float | None) -> None:
-    if value is not None and not value > 0:
-        _fail(f"{name}: must be > 0, got {value}", EXIT_USAGE)
+def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """`--timeout`: a finite number of seconds > 0 and at most MAX_SECONDS (a week)."""
+    if value is not None and not 0 < value <= MAX_SECONDS:  # NaN and inf fail too
+        raise click.BadParameter(
+            f"must be a number > 0 and <= {MAX_SECONDS:g}, got {value}", ctx, param
+        )
+    return value
+
+
+REPEAT = click.IntRange(1, MAX_REPEAT)
+HYPOTHESES = click.IntRange(1, MAX_HYPOTHESES)
 
 
 @cli.command()
 @click.argument("plan", type=click.Path(path_type=Path))
 @click.option(
-    "-j", "--jobs", help="Tests at once: a number or 'auto' (default: the plan's, else 5)."
+    "-j",
+    "--jobs",
+    callback=_jobs,
+    help=f"Tests at once: 1 to {MAX_CONCURRENCY} or 'auto' (default: the plan's, else auto).",
 )
-@click.option("--timeout", type=float, help="Seconds per test run (overrides the plan's default).")
-@click.option("--repeat", type=int, help="Runs per hypothesis (overrides the plan).")
+@click.option(
+    "--timeout",
+    type=float,
+    callback=_seconds,
+    help=f"Seconds per test run, at most {MAX_SECONDS:g} (overrides the plan's default).",
+)
+@click.option(
+    "--repeat", type=REPEAT, help=f"Runs per hypothesis, 1 to {MAX_REPEAT} (overrides the plan)."
+)
 @click.option("--no-parallel", is_flag=True, help="Run one test at a time.")
-@click.option("--max-hypotheses", type=int, help="Keep only the K best-ranked hypotheses.")
+@click.option(
+    "--max-hypotheses",
+    type=HYPOTHESES,
+    help=f"Keep only the K best-ranked hypotheses (1 to {MAX_HYPOTHESES}).",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report to FILE.")
 @click.option("--keep-worktrees", is_flag=True, help="Keep every worktree after the run.")
@@ -260,16 +299,13 @@ def run(
     """Run a plan: every hypothesis' test in its own worktree, concurrently."""
     from refute import app  # noqa: PLC0415 - lazy: start-up
 
-    _positive("--timeout", timeout)
-    _positive("--repeat", repeat)
-    _positive("--max-hypotheses", max_hypotheses)
     try:
         log_bytes = parse_log_limit(log_limit)
     except ValueError as exc:
         _fail(f"--log-limit: {exc}", EXIT_USAGE)
     state_warnings()
     options = app.RunOptions(
-        jobs=_jobs(jobs),
+        jobs=jobs,
         timeout=timeout,
         repeat=repeat,
         parallel=not no_parallel,
@@ -324,8 +360,14 @@ def _say_if_halted(doc: dict[str, Any]) -> None:
 
 @cli.command()
 @click.argument("plan", type=click.Path(path_type=Path))
-@click.option("-j", "--jobs", help="Tests at once: a number or 'auto'.")
-@click.option("--max-hypotheses", type=int, help="Keep only the K best-ranked hypotheses.")
+@click.option(
+    "-j", "--jobs", callback=_jobs, help=f"Tests at once: 1 to {MAX_CONCURRENCY} or 'auto'."
+)
+@click.option(
+    "--max-hypotheses",
+    type=HYPOTHESES,
+    help=f"Keep only the K best-ranked hypotheses (1 to {MAX_HYPOTHESES}).",
+)
 @click.option("--sandbox", is_flag=True, help="Check as `run --sandbox` would run.")
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
 @click.option(
@@ -346,8 +388,7 @@ def check(
     from refute import app  # noqa: PLC0415 - lazy: start-up
     from refute.cli.signals import run_interruptible  # noqa: PLC0415 - lazy: start-up
 
-    _positive("--max-hypotheses", max_hypotheses)
-    options = app.RunOptions(jobs=_jobs(jobs), max_hypotheses=max_hypotheses, sandbox=sandbox)
+    options = app.RunOptions(jobs=jobs, max_hypotheses=max_hypotheses, sandbox=sandbox)
     report = run_interruptible(lambda: app.check(plan, repo=repo, options=options))
     spec = report.spec
     if fmt == "json":
@@ -426,7 +467,14 @@ def show(session: str | None, fmt: str, output: Path | None, repo: Path) -> int:
 
 @cli.command()
 @click.option("--all", "all_repos", is_flag=True, help="Sessions of every repository.")
-@click.option("-n", "--limit", type=int, default=20, show_default=True)
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(1, MAX_HISTORY),
+    default=20,
+    show_default=True,
+    help=f"At most this many sessions (1 to {MAX_HISTORY}).",
+)
 @click.option("--repo", type=click.Path(path_type=Path), default=".", show_default=True)
 def history(all_repos: bool, limit: int, repo: Path) -> int:
     """List recorded sessions, newest first."""
@@ -568,26 +616,50 @@ def demo(fmt: str) -> int:
 # -- entry point ----------------------------------------------------------------------------
 
 
+def _standard_streams() -> None:
+    """Closed standard fds (`>&-`) point at /dev/null, before anything opens a file.
+
+    Otherwise the next file refute opens (the session store, a log) would get fd 1 and
+    every test would write its output into it. A closed stdout discards the output: the
+    command still runs and exits with its usual code (docs/cli.md, "Exit codes"); one note
+    on stderr says so.
+    """
+    closed = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.append(fd)
+    for fd in closed:
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+    if 1 in closed or sys.stdout is None:
+        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - for good
+        click.echo("refute: note: stdout is closed; the output is discarded", err=True)
+    if 2 in closed or sys.stderr is None:
+        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - for good
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console entry point: runs the command, maps errors to one line and an exit code."""
     try:
+        _standard_streams()
         result = cli.main(args=argv, prog_name="refute", standalone_mode=False)
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt, _CtrlC, Interrupted):
+        click.echo("refute: interrupted", err=True)
         raise SystemExit(EXIT_INTERRUPTED) from None
     except click.ClickException as exc:
         _fail(f"{exc.format_message()} (see `refute --help`)", exc.exit_code)
-    except Interrupted:
-        raise SystemExit(EXIT_INTERRUPTED) from None
     except PlanCheckError as exc:  # every problem of the plan, one line each
         for problem in exc.problems:
             click.echo(f"refute: error: {_one_line(problem)}", err=True)
         raise SystemExit(EXIT_USAGE) from None
     except RefuteError as exc:
         _fail(str(exc), _EXIT_BY_KIND[exc.kind])
-    except KeyboardInterrupt:
-        raise SystemExit(EXIT_INTERRUPTED) from None
     except OSError as exc:
         _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_INFRASTRUCTURE)
     except Exception as exc:  # the last line of defence: still one line, exit 4

@@ -13,17 +13,26 @@ from pydantic import AfterValidator, Field
 
 from refute.document import CONTROL_ID
 from refute.errors import InvalidIdError
-from refute.model import check_id
+from refute.model import (
+    MAX_CONCURRENCY,
+    MAX_REPEAT,
+    MAX_SECONDS,
+    MAX_WEIGHT,
+    check_id,
+)
 from refute.plan.errors import invalid, one_message, show_value
 
 __all__ = [
+    "RESERVED_ENV_PREFIX",
     "RESERVED_IDS",
     "Command",
+    "Concurrency",
     "Count",
     "Env",
     "Estimate",
     "Outcome",
     "Pattern",
+    "Repeat",
     "RunnerName",
     "Seconds",
     "Share",
@@ -41,6 +50,10 @@ __all__ = [
 
 #: Ids a hypothesis may not take: "control" names the control run in sessions and reports.
 RESERVED_IDS = frozenset({CONTROL_ID})
+#: Environment variables a plan may not set: refute's own (REFUTE_RUN_ID marks a test's
+#: processes, REFUTE_SCOPE says which refute may reap them after a crash, REFUTE_HOME where
+#: its state lives); a plan overriding one would switch crash recovery off.
+RESERVED_ENV_PREFIX = "REFUTE_"
 
 
 def _not_blank(value: str) -> str:
@@ -70,6 +83,12 @@ def _env(value: dict[str, str]) -> dict[str, str]:
     for key, item in value.items():
         if not key or "=" in key or "\0" in key:
             raise invalid(f"{show_value(key)} is not a valid variable name")
+        if key.startswith(RESERVED_ENV_PREFIX):
+            raise invalid(
+                f"variables starting with {RESERVED_ENV_PREFIX} are reserved for refute"
+                " (crash recovery relies on them)",
+                key,
+            )
         if "\0" in item:
             raise invalid("must not contain a NUL character", key)
     return value
@@ -123,14 +142,37 @@ def version_one(value: object) -> object:
     return value
 
 
-Text = Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False), one_message("must be a number > 0")]
-Estimate = Annotated[float, Field(ge=0, allow_inf_nan=False), one_message("must be a number >= 0")]
+Text = Annotated[str, Field(min_length=1), AfterValidator(_not_blank), AfterValidator(no_nul)]
+_WEEK = f"{MAX_SECONDS:g}"
+Seconds = Annotated[
+    float,
+    Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False),
+    one_message(f"must be a number > 0 and <= {_WEEK} (a week)"),
+]
+Estimate = Annotated[
+    float,
+    Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False),
+    one_message(f"must be a number from 0 to {_WEEK} (a week)"),
+]
 Share = Annotated[
     float, Field(ge=0, le=1, allow_inf_nan=False), one_message("must be a number between 0 and 1")
 ]
-Weight = Annotated[float, Field(ge=0, allow_inf_nan=False), one_message("must be a number >= 0")]
+Weight = Annotated[
+    float,
+    Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False),
+    one_message(f"must be a number from 0 to {MAX_WEIGHT:g}"),
+]
+#: A count with no bound of its own (max_hypotheses: at most the hypotheses there are).
 Count = Annotated[int, Field(ge=1), one_message("must be an integer >= 1")]
+Repeat = Annotated[
+    int,
+    Field(ge=1, le=MAX_REPEAT),
+    one_message(f"must be an integer from 1 to {MAX_REPEAT}"),
+]
+Concurrency = Annotated[
+    Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)] | Literal["auto"],
+    one_message(f"must be an integer from 1 to {MAX_CONCURRENCY} or 'auto'"),
+]
 Command = Annotated[
     Annotated[list[str], Field(min_length=1)] | Annotated[str, Field(min_length=1)],
     one_message("must be a non-empty string or a list of strings"),

@@ -2,12 +2,17 @@
 
 `_read` refuses what is not a small regular file before reading it; `_compose` builds
 plain data from the parser's events, refusing anchors, aliases, duplicate keys and tags
-outside the core schema, and records the line of each value for error messages.
+outside the core schema, and records the line of each value for error messages. A `.json`
+plan is read by `_JsonReader` instead (JSON is not quite YAML: PyYAML refuses the
+surrogate-pair escapes `json.dumps` writes for an emoji), with the same refusals and lines.
 Validation against the models is `refute.plan`'s job.
 """
 
 from __future__ import annotations
 
+import bisect
+import json
+import math
 import os
 import re
 import stat
@@ -23,6 +28,8 @@ from refute.plan.errors import Lines, Loc, format_loc, show_value
 __all__ = [
     "MAX_NESTING",
     "MAX_PLAN_BYTES",
+    "parse_json",
+    "parse_text",
     "parse_yaml",
     "read_text",
 ]
@@ -243,10 +250,160 @@ def parse_yaml(text: str, name: str) -> tuple[dict[Any, Any], Lines]:
         raise PlanError(name, "", f"invalid YAML: {exc}") from None
     finally:
         loader.dispose()
+    return _mapping(data, name), lines
+
+
+def _mapping(data: object, name: str) -> dict[Any, Any]:
     if data is None:
         raise PlanError(name, "", "the plan is empty")
     if not isinstance(data, dict):
         raise PlanError(
             name, "", f"the top level must be a mapping (key: value), got {show_value(data)}", 1
         )
-    return data, lines
+    return data
+
+
+def parse_text(text: str, name: str) -> tuple[dict[Any, Any], Lines]:
+    """`parse_json` for a name ending in `.json`, else `parse_yaml`."""
+    if name.casefold().endswith(".json"):
+        return parse_json(text, name)
+    return parse_yaml(text, name)
+
+
+def parse_json(text: str, name: str) -> tuple[dict[Any, Any], Lines]:
+    """The plan text, read as JSON (RFC 8259), as plain data and the lines of its values.
+
+    Refuses what the YAML reader refuses (duplicate keys, nesting past MAX_NESTING) and
+    what JSON itself does not allow or would not survive the trip to a test's argv or the
+    store: NaN and Infinity, numbers out of range, lone surrogates (`"\\ud800"`).
+    """
+    if not text.strip():
+        raise PlanError(name, "", "the plan is empty")
+    reader = _JsonReader(text, name)
+    data, end = reader.value(0, (), 0)
+    end = reader.skip(end)
+    if end < len(text):
+        raise reader.fail("invalid JSON: extra text after the plan", end)
+    return _mapping(data, name), reader.lines
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_JSON_NUMBER = re.compile(r"(-?(?:0|[1-9][0-9]*))(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Longer integers are no plan's (and Python refuses to read past 4300 digits).
+_MAX_DIGITS = 100
+_STRING = json.JSONDecoder()  # strict: no control characters inside strings
+_WORDS: tuple[tuple[str, object], ...] = (("true", True), ("false", False), ("null", None))
+
+
+class _JsonReader:
+    """A recursive-descent JSON reader (bounded by MAX_NESTING) that records lines."""
+
+    def __init__(self, text: str, name: str) -> None:
+        self.text = text
+        self.name = name
+        self.newlines = [match.start() for match in re.finditer("\n", text)]
+        self.lines = Lines({}, {})
+
+    def line(self, pos: int) -> int:
+        return bisect.bisect_left(self.newlines, pos) + 1
+
+    def fail(self, message: str, pos: int, loc: Loc = ()) -> PlanError:
+        return PlanError(self.name, format_loc(loc), message, self.line(pos))
+
+    def skip(self, pos: int) -> int:
+        match = _JSON_SPACE.match(self.text, pos)
+        return match.end() if match else pos
+
+    def value(self, pos: int, loc: Loc, depth: int) -> tuple[object, int]:
+        pos = self.skip(pos)
+        self.lines.values[loc] = self.line(pos)
+        text, char = self.text, self.text[pos : pos + 1]
+        if char in ("{", "["):
+            if depth >= MAX_NESTING:
+                raise self.fail(f"nested more than {MAX_NESTING} levels deep", pos, loc)
+            if char == "{":
+                return self.mapping(pos + 1, loc, depth + 1)
+            return self.sequence(pos + 1, loc, depth + 1)
+        if char == '"':
+            return self.string(pos, loc)
+        for word, constant in _WORDS:
+            if text.startswith(word, pos):
+                return constant, pos + len(word)
+        match = _JSON_NUMBER.match(text, pos)
+        if match:
+            return self.number(match, loc), match.end()
+        if text.startswith(("NaN", "Infinity", "-Infinity"), pos):
+            raise self.fail("invalid JSON: NaN and Infinity are not numbers in JSON", pos, loc)
+        problem = "expected a value" if char else "unexpected end of the text"
+        raise self.fail(f"invalid JSON: {problem}", pos, loc)
+
+    def number(self, match: re.Match[str], loc: Loc) -> int | float:
+        integer, fraction, exponent = match.groups()
+        if len(integer.lstrip("-")) > _MAX_DIGITS:
+            raise self.fail(f"a number of more than {_MAX_DIGITS} digits", match.start(), loc)
+        if fraction is None and exponent is None:
+            return int(integer)
+        number = float(match.group())
+        if not math.isfinite(number):
+            raise self.fail(
+                f"the number {show_value(match.group())} is out of range", match.start(), loc
+            )
+        return number
+
+    def string(self, pos: int, loc: Loc) -> tuple[str, int]:
+        try:
+            value, end = _STRING.raw_decode(self.text, pos)
+        except json.JSONDecodeError as exc:
+            raise PlanError(
+                self.name, format_loc(loc), f"invalid JSON: {exc.msg}", exc.lineno
+            ) from None
+        if not isinstance(value, str):  # pragma: no cover - called at a '"' only
+            raise self.fail("invalid JSON: expected a string", pos, loc)
+        if _SURROGATE.search(value):
+            raise self.fail(
+                "invalid JSON: a lone surrogate (a \\ud800-\\udfff escape not in a pair)",
+                pos,
+                loc,
+            )
+        return value, end
+
+    def expect(self, pos: int, chars: str, loc: Loc) -> tuple[str, int]:
+        """The next non-space character, which must be one of `chars`, and what follows."""
+        pos = self.skip(pos)
+        char = self.text[pos : pos + 1]
+        if not char or char not in chars:
+            wanted = " or ".join(repr(c) for c in chars)
+            found = repr(char) if char else "the end of the text"
+            raise self.fail(f"invalid JSON: expected {wanted}, found {found}", pos, loc)
+        return char, pos + 1
+
+    def mapping(self, pos: int, loc: Loc, depth: int) -> tuple[dict[str, object], int]:
+        data: dict[str, object] = {}
+        pos = self.skip(pos)
+        if self.text.startswith("}", pos):
+            return data, pos + 1
+        while True:
+            _, pos = self.expect(pos, '"', loc)
+            key, after = self.string(pos - 1, loc)
+            here = (*loc, key)
+            if key in data:
+                raise self.fail(f"duplicate key {show_value(key)}", pos, here)
+            self.lines.keys[here] = self.line(pos)
+            _, pos = self.expect(after, ":", here)
+            data[key], pos = self.value(pos, here, depth)
+            char, pos = self.expect(pos, ",}", loc)
+            if char == "}":
+                return data, pos
+
+    def sequence(self, pos: int, loc: Loc, depth: int) -> tuple[list[object], int]:
+        items: list[object] = []
+        pos = self.skip(pos)
+        if self.text.startswith("]", pos):
+            return items, pos + 1
+        while True:
+            item, pos = self.value(pos, (*loc, len(items)), depth)
+            items.append(item)
+            char, pos = self.expect(pos, ",]", loc)
+            if char == "]":
+                return items, pos

@@ -33,6 +33,7 @@ from refute.document import CONTROL_ID
 from refute.model import (
     DEFAULT_SETUP_TIMEOUT,
     DEFAULT_TEST_TIMEOUT,
+    MAX_HYPOTHESES,
     FalsificationConfig,
     Hypothesis,
     TestResult,
@@ -40,11 +41,12 @@ from refute.model import (
 from refute.plan.errors import Models, invalid, one_message, plan_error, show_value
 from refute.plan.fields import (
     Command,
-    Count,
+    Concurrency,
     Env,
     Estimate,
     Outcome,
     Pattern,
+    Repeat,
     RunnerName,
     Seconds,
     Share,
@@ -57,7 +59,7 @@ from refute.plan.fields import (
     relative_path,
     version_one,
 )
-from refute.plan.loader import parse_yaml, read_text
+from refute.plan.loader import parse_text, read_text
 
 __all__ = [
     "PATCH_SOURCES",
@@ -107,7 +109,7 @@ class Defaults(_Strict):
     timeout: Seconds = Field(
         default=DEFAULT_TEST_TIMEOUT, description="Seconds one run may take (> 0)."
     )
-    repeat: Count = Field(default=1, description="Runs per hypothesis (>= 1).")
+    repeat: Repeat = Field(default=1, description="Runs per hypothesis (1 to 1000).")
     env: Env = Field(default_factory=dict, description="Environment variables (str -> str).")
     runner: RunnerName = Field(
         default="auto",
@@ -126,7 +128,7 @@ class ControlSpec(_Strict):
 
     test: Command = Field(description="argv list, or a string split with shlex.")
     timeout: Seconds | None = Field(default=None, description="Default: defaults.timeout.")
-    repeat: Count | None = Field(default=None, description="Default: defaults.repeat.")
+    repeat: Repeat | None = Field(default=None, description="Default: defaults.repeat.")
     env: Env = Field(default_factory=dict, description="Merged over defaults.env.")
     shell: bool = Field(default=False, description="true: a string test runs with sh -c.")
     runner: RunnerName | None = Field(default=None, description="Default: defaults.runner.")
@@ -184,7 +186,7 @@ class HypothesisSpec(_Strict):
     impact: Share = 0.5
     test_complexity: Share = 0.5
     timeout: Seconds | None = Field(default=None, description="Default: defaults.timeout.")
-    repeat: Count | None = Field(default=None, description="Default: defaults.repeat.")
+    repeat: Repeat | None = Field(default=None, description="Default: defaults.repeat.")
     env: Env = Field(default_factory=dict, description="Merged over defaults.env.")
     depends_on: list[str] = Field(default_factory=list, description="Ids that run first.")
     runner: RunnerName | None = Field(default=None, description="Default: defaults.runner.")
@@ -236,6 +238,13 @@ class HypothesisSpec(_Strict):
         return None
 
 
+def _at_most_hypotheses(value: object) -> object:
+    """Refused before 10,000 hypotheses are validated one by one (a huge list is bad input)."""
+    if isinstance(value, list) and len(value) > MAX_HYPOTHESES:
+        raise invalid(f"a plan may have at most {MAX_HYPOTHESES} hypotheses, got {len(value)}")
+    return value
+
+
 class Plan(_Strict):
     """A plan file, version 1 (`docs/plan.md`)."""
 
@@ -277,13 +286,18 @@ class Plan(_Strict):
         "are read-only (Linux; docs/sandbox.md).",
     )
     ranking: Ranking = Ranking()
-    max_hypotheses: Count | None = Field(default=None, description="Run only the top k by score.")
-    concurrency: Annotated[
-        Annotated[int, Field(ge=1)] | Literal["auto"],
-        one_message("must be an integer >= 1 or 'auto'"),
-    ] = Field(
+    max_hypotheses: (
+        Annotated[
+            int,
+            Field(ge=1, le=MAX_HYPOTHESES),
+            one_message(f"must be an integer from 1 to {MAX_HYPOTHESES}"),
+        ]
+        | None
+    ) = Field(default=None, description="Run only the top k by score.")
+    concurrency: Concurrency = Field(
         default="auto",
-        description="Tests run at once: a number, or auto (the CPUs available, capped by memory).",
+        description="Tests run at once: a number (1 to 256), or auto (the CPUs available,"
+        " capped by memory).",
     )
     keep_paths: list[Annotated[str, AfterValidator(relative_path)]] | None = Field(
         default=None, description="Paths the warm pool keeps between sessions (default: its own)."
@@ -293,7 +307,9 @@ class Plan(_Strict):
         description="Exit code (or -N for signal N) -> outcome, over the default table.",
         json_schema_extra={"propertyNames": {"pattern": "^-?[0-9]+$"}},
     )
-    hypotheses: list[HypothesisSpec] = Field(min_length=1)
+    hypotheses: Annotated[list[HypothesisSpec], BeforeValidator(_at_most_hypotheses)] = Field(
+        min_length=1, max_length=MAX_HYPOTHESES, description=f"At most {MAX_HYPOTHESES}."
+    )
 
     _source: Path | None = PrivateAttr(None)
 
@@ -555,7 +571,7 @@ def parse_plan(
 
     `name` is what error messages call the plan.
     """
-    data, lines = parse_yaml(text, name)
+    data, lines = parse_text(text, name)
     try:
         return Plan.model_validate(data, context={"base_dir": base_dir, "source": source})
     except ValidationError as exc:

@@ -28,7 +28,14 @@ from refute.reports._common import (
 from refute.reports._html import render_html
 from refute.reports._junit import JUNIT_STREAM_LIMIT, render_junit
 from refute.reports._markdown import render_markdown
-from refute.reports._render import FORMATS, REPORT_JSON_SCHEMA, render, render_json
+from refute.reports._render import (
+    FORMATS,
+    REPORT_JSON_SCHEMA,
+    dump_json,
+    finite,
+    render,
+    render_json,
+)
 from refute.reports._text import render_text
 
 __all__ = [
@@ -46,6 +53,8 @@ __all__ = [
     "UNRELIABLE_NOTE",
     "VERDICTS",
     "clean_text",
+    "dump_json",
+    "finite",
     "render",
     "render_html",
     "render_json",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -15,7 +16,7 @@ from refute.reports._junit import render_junit
 from refute.reports._markdown import render_markdown
 from refute.reports._text import render_text
 
-__all__ = ["FORMATS", "REPORT_JSON_SCHEMA", "render", "render_json"]
+__all__ = ["FORMATS", "REPORT_JSON_SCHEMA", "dump_json", "finite", "render", "render_json"]
 
 FORMATS: Final = ("text", "json", "markdown", "junit", "html")
 
@@ -47,4 +48,21 @@ def render_json(doc: Mapping[str, Any]) -> str:
     """The document itself, as JSON (what `REPORT_JSON_SCHEMA` describes), key for key as
     given; a document that is not one is refused like in every other format."""
     parse(doc)
-    return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False)
+    return dump_json(doc)
+
+
+def finite(value: object) -> object:
+    """`value` with every NaN and infinity (at any depth) replaced by None: strict JSON
+    parsers reject `NaN` and `Infinity`, which `json.dumps` would write."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
+def dump_json(data: object, *, indent: int | None = 2) -> str:
+    """Strict JSON (RFC 8259) of `data`: never `NaN` or `Infinity` (see `finite`)."""
+    return json.dumps(finite(data), indent=indent, ensure_ascii=False, allow_nan=False)

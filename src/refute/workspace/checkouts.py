@@ -131,6 +131,9 @@ class Checkouts:
         self._failures: dict[CheckoutRequest, CheckoutError] = {}
         self._room = asyncio.Lock()  # one eviction decision at a time
         self._closed = False
+        # Leases on their way back to the pool: a cancellation must not stop one half-way
+        # (the slot would stay "leased" by a dead process), and close() waits for them.
+        self._returning: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
     async def at(
@@ -201,7 +204,10 @@ class Checkouts:
                 return  # every held worktree is in use: go beyond capacity for a moment
             _, request = min(idle)
             entry = self._entries.pop(request)
-            await self._return(entry)
+            task = asyncio.ensure_future(self._return(entry))
+            self._returning.add(task)
+            task.add_done_callback(self._returning.discard)
+            await asyncio.shield(task)
 
     async def _return(self, entry: _Entry) -> None:
         lease, entry.lease = entry.lease, None
@@ -213,19 +219,20 @@ class Checkouts:
 
     async def _prepare(self, request: CheckoutRequest) -> Path:
         entry_lease: Lease | None = None
+        # This task's own entry, held here: close() may clear `_entries` while it runs, and
+        # the lease must still reach the entry close() releases.
+        own = self._entries[request]
         try:
             try:
                 entry_lease = await self.pool.acquire(request.commit, request.owner)
             except (WorktreeError, GitError, OSError) as exc:
                 raise CheckoutError(f"worktree failed: {exc}") from exc
-            entry = self._entries.get(request)
-            if entry is None:
+            own.lease = entry_lease  # released by close() if it cleared the entries
+            if self._closed:
                 # close() ran meanwhile and its cancellation was lost (asyncio.wait_for in
                 # 3.11 returns the result when the awaited git call finishes at the same
-                # moment): nobody else would release this lease (a signal-burst finding).
-                await asyncio.shield(self.pool.release(entry_lease))
+                # moment): go no further; close() returns this lease (signal-burst finding).
                 raise CheckoutError("the checkouts of this session are closed")  # noqa: TRY301 - remembered like any failure
-            entry.lease = entry_lease
             self.paths[request] = entry_lease.path
             kind = "worktree_create" if entry_lease.fresh else "pool_acquire"
             self.samples[kind].append(entry_lease.seconds)
@@ -290,6 +297,7 @@ class Checkouts:
         await asyncio.gather(*(entry.task for entry in entries), return_exceptions=True)
         for entry in entries:
             await self._return(entry)
+        await asyncio.gather(*list(self._returning), return_exceptions=True)
         samples = {k: v for k, v in self.samples.items() if v}
         if samples.get("cleanup"):
             samples["cleanup"] = [sum(samples["cleanup"]) / len(samples["cleanup"])]

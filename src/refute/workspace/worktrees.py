@@ -115,6 +115,14 @@ class Repository:
         except GitError as exc:
             if "bare repository" in exc.stderr or "must be run in a work tree" in exc.stderr:
                 raise RepositoryError(f"bare repositories are not supported: {where}") from exc
+            if "dubious ownership" in exc.stderr:  # say what git says, not "not a repository"
+                said = next(
+                    (line for line in exc.stderr.splitlines() if "dubious ownership" in line), ""
+                ).removeprefix("fatal: ")
+                raise RepositoryError(
+                    f"git refuses {where}: {said} (it belongs to another user; `git config"
+                    f" --global --add safe.directory {Path(where).resolve()}` trusts it)"
+                ) from exc
             raise RepositoryError(f"not a git repository: {where}") from exc
         top, common = out.splitlines()[:2]
         common_dir = Path(common).resolve()
