@@ -11,7 +11,6 @@ Exit codes:
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -19,6 +18,36 @@ import click
 
 from refute import __version__
 from refute.cli.housekeeping import parse_log_limit, say_clean, state_warnings
+from refute.cli.render import (
+    add_plain_row as _add_plain_row,
+)
+from refute.cli.render import (
+    check_json as _check_json,
+)
+from refute.cli.render import (
+    console as _console,
+)
+from refute.cli.render import (
+    emit_report as _emit_report,
+)
+from refute.cli.render import (
+    fail as _fail,
+)
+from refute.cli.render import (
+    one_line as _one_line,
+)
+from refute.cli.render import (
+    run_with_progress as _run_with_progress,
+)
+from refute.cli.render import (
+    say_if_failed as _say_if_failed,
+)
+from refute.cli.render import (
+    say_if_halted as _say_if_halted,
+)
+from refute.cli.render import (
+    standard_streams as _standard_streams,
+)
 from refute.document import EXIT_CODES
 from refute.errors import ErrorKind, Interrupted, PlanCheckError, RefuteError
 from refute.model import MAX_CONCURRENCY, MAX_HISTORY, MAX_HYPOTHESES, MAX_REPEAT, MAX_SECONDS
@@ -27,12 +56,6 @@ from refute.model import MAX_CONCURRENCY, MAX_HISTORY, MAX_HYPOTHESES, MAX_REPEA
 # them, not here: `refute --version` and `refute --help` import click and little else
 # (docs/performance.md, "Whole session").
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from refute.app import CheckReport
     from refute.cli.progress import Progress
 
 __all__ = [
@@ -64,111 +87,6 @@ _EXIT_BY_KIND: dict[ErrorKind, int] = {
     "interrupted": EXIT_INTERRUPTED,
 }
 FORMATS = ("text", "json", "markdown", "junit", "html")
-
-
-def _console() -> Console:
-    """A console for stdout; when it is not a terminal, wide enough that ids never wrap."""
-    from rich.console import Console  # noqa: PLC0415 - lazy: start-up
-
-    return Console() if sys.stdout.isatty() else Console(width=200)
-
-
-def _add_plain_row(table: Table, *cells: str) -> None:
-    """A table row whose cells are shown as they are (user text is never rich markup)."""
-    from rich.text import Text  # noqa: PLC0415 - lazy: start-up
-
-    table.add_row(*(Text(cell) for cell in cells))
-
-
-def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    """One line on stderr and the exit code; the CLI never shows a traceback for input."""
-    click.echo(f"refute: error: {_one_line(message)}", err=True)
-    raise SystemExit(code)
-
-
-def _check_json(plan: Path, report: CheckReport) -> str:
-    """`refute check --format json`: what is wrong, and what would run."""
-    from refute.reports import dump_json  # noqa: PLC0415 - lazy: start-up
-
-    spec = report.spec
-    data = {
-        "plan": str(plan),
-        "valid": report.valid,
-        "problems": [finding.to_dict() for finding in report.findings.problems],
-        "warnings": [finding.to_dict() for finding in report.findings.warnings],
-        "notes": [finding.to_dict() for finding in report.findings.notes],
-        "bug": spec.bug,
-        "hypotheses": [
-            {
-                "rank": rank,
-                "id": hyp.id,
-                "score": fields.get("score"),
-                "test": hyp.argv(),
-                "repeat": hyp.repeat,
-                "timeout": hyp.timeout or spec.config.test_timeout,
-                "supported_if": fields.get("supported_if", "fails"),
-                "patch": hyp.patch,
-                "depends_on": fields.get("depends_on") or [],
-            }
-            for rank, (hyp, fields) in enumerate(
-                zip(spec.hypotheses, spec.specs, strict=True), start=1
-            )
-        ],
-        "dropped": spec.settings.get("dropped") or [],
-        "control": None if spec.control is None else {"test": spec.control.argv()},
-        "concurrency": spec.config.concurrency(),
-        "parallel_decision": spec.parallel_decision,
-    }
-    return dump_json(data)
-
-
-# -- output ---------------------------------------------------------------------------------
-
-
-def _emit_report(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
-    from refute import reports  # noqa: PLC0415 - lazy: start-up
-
-    if output is not None:
-        text = reports.render(doc, fmt)
-        try:
-            output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        except OSError as exc:
-            _fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_INFRASTRUCTURE)
-        click.echo(f"refute: {fmt} report written to {output}", err=True)
-        return
-    if fmt == "text":
-        color = sys.stdout.isatty()
-        from rich.console import Console  # noqa: PLC0415 - lazy: start-up
-
-        width = Console().width if color else 100
-        click.echo(reports.render(doc, "text", color=color, width=width), nl=False)
-    else:
-        text = reports.render(doc, fmt)
-        click.echo(text if text.endswith("\n") else text + "\n", nl=False)
-
-
-def _run_with_progress(
-    factory: Callable[[Progress], Coroutine[Any, Any, dict[str, Any]]],
-) -> dict[str, Any]:
-    from refute.cli.progress import Progress  # noqa: PLC0415 - lazy: start-up
-    from refute.cli.signals import run_interruptible  # noqa: PLC0415 - lazy: start-up
-
-    progress = Progress(live=sys.stderr.isatty())
-    try:
-        return run_interruptible(lambda: factory(progress))
-    except Interrupted:
-        progress.stop()
-        hint = (
-            f"; finish it with `refute resume {progress.session_id}`" if progress.session_id else ""
-        )
-        click.echo(f"refute: interrupted, cleaned up{hint}", err=True)
-        raise SystemExit(EXIT_INTERRUPTED) from None
-    finally:
-        progress.stop()
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -328,34 +246,6 @@ def run(
     _say_if_failed(doc)
     _emit_report(doc, fmt, output)
     return int(doc["session"]["exit_code"] or 0)
-
-
-def _say_if_failed(doc: dict[str, Any]) -> None:
-    """One line on stderr saying why a session failed (the report follows on stdout)."""
-    session = doc["session"]
-    if session.get("status") == "failed":
-        why = session.get("error") or "see the report"
-        click.echo(f"refute: error: session {session['id']} failed: {_one_line(why)}", err=True)
-
-
-def _say_if_halted(doc: dict[str, Any]) -> None:
-    """One line when the control did not reproduce and the other runs were stopped."""
-    control = doc.get("control") or {}
-    if control.get("verdict") != "not_reproduced":
-        return
-    stopped = sum(
-        1
-        for hyp in doc.get("hypotheses") or []
-        for run in hyp.get("runs") or []
-        if (run.get("metrics") or {}).get("not_run")
-    )
-    if stopped:
-        click.echo(
-            "refute: the control did not reproduce the bug on the unmodified base, so nothing"
-            f" else is evidence: {stopped} other run(s) were stopped or not started"
-            " (--no-halt runs them anyway)",
-            err=True,
-        )
 
 
 @cli.command()
@@ -614,32 +504,6 @@ def demo(fmt: str) -> int:
 
 
 # -- entry point ----------------------------------------------------------------------------
-
-
-def _standard_streams() -> None:
-    """Closed standard fds (`>&-`) point at /dev/null, before anything opens a file.
-
-    Otherwise the next file refute opens (the session store, a log) would get fd 1 and
-    every test would write its output into it. A closed stdout discards the output: the
-    command still runs and exits with its usual code (docs/cli.md, "Exit codes"); one note
-    on stderr says so.
-    """
-    closed = []
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            closed.append(fd)
-    for fd in closed:
-        null = os.open(os.devnull, os.O_RDWR)
-        if null != fd:
-            os.dup2(null, fd)
-            os.close(null)
-    if 1 in closed or sys.stdout is None:
-        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - for good
-        click.echo("refute: note: stdout is closed; the output is discarded", err=True)
-    if 2 in closed or sys.stderr is None:
-        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - for good
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
