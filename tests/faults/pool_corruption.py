@@ -18,28 +18,17 @@ from pathlib import Path
 
 __all__ = ["CORRUPTIONS", "check_corruption"]
 
+import faultutil
 from checkout_fingerprint import assert_same, checkout_fingerprint, make_busy_checkout
 
 from gitutil import git, make_repo
 
-REFUTE = Path(sys.executable).parent / "refute"
 PY = sys.executable
 TIMEOUT = 180.0
 
 
 def refute(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [str(REFUTE), *map(str, args)],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert "internal error" not in proc.stderr, proc.stderr
-    return proc
+    return faultutil.refute(*args, cwd=cwd, timeout=TIMEOUT)
 
 
 def tree(path: Path) -> list[str]:

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import faultutil
 import pytest
 from checkout_fingerprint import assert_same, checkout_fingerprint, make_busy_checkout
 
 from gitutil import git, make_repo
 
-REFUTE = Path(sys.executable).parent / "refute"
 PY = sys.executable
 PROCESSES = 4
 ROUNDS = 4
@@ -33,15 +33,7 @@ TIMEOUT = 240.0
 
 
 def refute(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(REFUTE), *map(str, args)],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    return faultutil.refute(*args, cwd=cwd, timeout=TIMEOUT, clean="none")  # counted below
 
 
 def plan_for(path: Path, process: int) -> Path:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import faultutil
 import pytest
 
 from gitutil import fingerprint, make_repo
@@ -59,19 +60,7 @@ def cli(*args: str, cwd: Path) -> list[str]:
 
 
 def refute(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        cli(*args, cwd=cwd),
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    both = proc.stdout + proc.stderr
-    assert "Traceback" not in both, both
-    assert "internal error" not in both, both
-    return proc
+    return faultutil.run_cli(cli(*args, cwd=cwd), cwd=cwd, timeout=TIMEOUT, clean="both")
 
 
 def plan(tmp_path: Path, name: str, test: list[str], timeout: float = 60) -> Path:

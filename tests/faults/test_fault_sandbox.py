@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import faultutil
 import pytest
 import yaml
 
@@ -39,7 +39,7 @@ from sandbox_attacks import (
     write_targets,
 )
 
-REFUTE = Path(sys.executable).parent / "refute"
+REFUTE = faultutil.REFUTE
 TIMEOUT = 120.0
 TRIALS = 3
 
@@ -49,17 +49,7 @@ needs_sandbox = pytest.mark.skipif(
 
 
 def refute_cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [str(REFUTE), *map(str, args)],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
-    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    return proc
+    return faultutil.refute(*args, cwd=cwd, timeout=TIMEOUT, clean="both")
 
 
 def write_plan(repo: Path, conf: Path, *, isolation: str | None) -> Path:
