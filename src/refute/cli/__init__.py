@@ -18,9 +18,12 @@ def _interrupted_early(_signum: int, _frame: _FrameType | None) -> None:
     _os._exit(130)  # EXIT_INTERRUPTED, which is not imported yet
 
 
-_previous = _signal.getsignal(_signal.SIGINT)
+# SIGTERM too: the session treats it as a Ctrl-C (exit 130), and so does its start.
+_EARLY = (_signal.SIGINT, _signal.SIGTERM)
+_previous = {signum: _signal.getsignal(signum) for signum in _EARLY}
 try:
-    _signal.signal(_signal.SIGINT, _interrupted_early)
+    for _signum in _EARLY:
+        _signal.signal(_signum, _interrupted_early)
     _installed = True
 except ValueError:  # not the main thread
     _installed = False
@@ -28,6 +31,7 @@ try:
     from refute.cli.main import cli, main
 finally:
     if _installed:
-        _signal.signal(_signal.SIGINT, _previous)
+        for _signum, _handler in _previous.items():
+            _signal.signal(_signum, _handler)
 
 __all__ = ["cli", "main"]

@@ -10,6 +10,7 @@ Exit codes:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -506,14 +507,49 @@ def demo(fmt: str) -> int:
 # -- entry point ----------------------------------------------------------------------------
 
 
+_interrupt_raised = False
+
+
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    """The first SIGINT/SIGTERM raises KeyboardInterrupt; the rest of a burst is ignored
+    (a second one raised while the first is being handled would escape `main`)."""
+    global _interrupt_raised  # noqa: PLW0603 - one flag for the process' signal handler
+    if not _interrupt_raised:
+        _interrupt_raised = True
+        raise KeyboardInterrupt
+
+
+def _terminate_as_interrupt() -> None:
+    """Until a session installs its own handlers, SIGINT and SIGTERM end refute in one
+    line and exit 130 (not a traceback, not death by signal). A handler someone else
+    installed is kept."""
+    import signal  # noqa: PLC0415 - the entry point only
+
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    with contextlib.suppress(ValueError):  # not the main thread: nothing to install
+        for signum, default in defaults.items():
+            if signal.getsignal(signum) is default:
+                signal.signal(signum, _raise_interrupt)
+
+
+def _ignore_interrupts() -> None:
+    import signal  # noqa: PLC0415 - the entry point only
+
+    with contextlib.suppress(ValueError):  # not the main thread
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console entry point: runs the command, maps errors to one line and an exit code."""
+    _terminate_as_interrupt()
     try:
         _standard_streams()
         result = cli.main(args=argv, prog_name="refute", standalone_mode=False)
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except (click.exceptions.Abort, KeyboardInterrupt, _CtrlC, Interrupted):
+        _ignore_interrupts()  # the rest of a burst must not kill refute on its way out
         click.echo("refute: interrupted", err=True)
         raise SystemExit(EXIT_INTERRUPTED) from None
     except click.ClickException as exc:
