@@ -470,6 +470,10 @@ def test_a_repository_of_another_user_says_what_git_says(tmp_path: Path) -> None
             assert "not a git repository" not in line
             assert "safe.directory" in line
         assert home_files() == []
+        # `clean` still stops processes, and says why it left the repository alone.
+        proc = refute("clean", "--repo", repo, cwd=tmp_path, env=env)
+        assert "dubious ownership" in proc.stderr, proc.stderr
+        assert "not a git repository" not in proc.stderr, proc.stderr
     finally:
         uid, gid = os.getuid(), os.getgid()
         for path in [repo, *repo.rglob("*")]:

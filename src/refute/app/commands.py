@@ -144,6 +144,8 @@ class CleanResult:
     report: CleanReport
     repairs: list[Repair] = field(default_factory=list)
     pruned: PruneReport | None = None
+    #: Why `repository` is None, as git said it (not a repository, dubious ownership, ...).
+    repository_error: str | None = None
 
 
 async def clean(
@@ -159,10 +161,11 @@ async def clean(
     when asked, delete sessions older than `older_than` and logs beyond `max_size` bytes
     (`refute.app.retention`)."""
     repairs = repair_state(dry_run=dry_run)
+    repository_error = None
     try:
         repository: Repository | None = await Repository.open(repo)
-    except RepositoryError:
-        repository = None
+    except RepositoryError as exc:
+        repository, repository_error = None, str(exc)
     report = await clean_after_dead(repository, dry_run=dry_run, grace=grace)
     if repository is not None:
         await _clean_session_snapshots(repository, report, dry_run=dry_run)
@@ -171,7 +174,9 @@ async def clean(
     database_in_the_way = dry_run and any(r.problem.path.name == DB_FILENAME for r in repairs)
     if (older_than is not None or max_size is not None) and not database_in_the_way:
         pruned = prune(older_than=older_than, max_size=max_size, dry_run=dry_run)
-    return CleanResult(repository.root if repository else None, report, repairs, pruned)
+    return CleanResult(
+        repository.root if repository else None, report, repairs, pruned, repository_error
+    )
 
 
 async def _clean_session_snapshots(repo: Repository, report: CleanReport, *, dry_run: bool) -> None:

@@ -54,7 +54,8 @@ def say_clean(result: CleanResult, repo: Path, *, dry_run: bool) -> int:
     report = result.report
     verb = "would remove" if dry_run else "removed"
     if result.repository is None:
-        click.echo(f"refute: {repo} is not a git repository; only processes were checked", err=True)
+        why = result.repository_error or f"not a git repository: {repo}"
+        click.echo(f"refute: {why}; only processes were checked", err=True)
     for path in report.worktrees:
         click.echo(f"{verb} worktree {path}")
     for ref in report.refs:
