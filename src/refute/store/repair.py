@@ -142,17 +142,29 @@ def check_schema(conn: sqlite3.Connection, path: Path, latest: int) -> None:
 
 
 def schema_problem(conn: sqlite3.Connection, latest: int) -> str | None:
-    """`check_schema`'s finding as text, or None; SQLite's errors propagate."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    rows = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    ).fetchall()
-    tables = {str(row[0]) for row in rows}
-    columns = {
-        table: {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
-        for table in REQUIRED_COLUMNS
-        if table in tables
-    }
+    """`check_schema`'s finding as text, or None; SQLite's errors propagate.
+
+    Version, tables and columns are read in one read transaction: another process may
+    be creating the schema at this moment (one transaction of its own), and reading the
+    version before its commit and the tables after it would see "version 0 with tables",
+    a foreign database."""
+    started = not conn.in_transaction
+    if started:
+        conn.execute("BEGIN")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        rows = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        tables = {str(row[0]) for row in rows}
+        columns = {
+            table: {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+            for table in REQUIRED_COLUMNS
+            if table in tables
+        }
+    finally:
+        if started and conn.in_transaction:
+            conn.execute("ROLLBACK")  # only read
     return _schema_problem(version, latest, tables, columns)
 
 
