@@ -69,7 +69,13 @@ def checkout_fingerprint(repo: Path) -> dict[str, Any]:
         "HEAD file": (dot / "HEAD").read_bytes().decode(errors="replace"),
         "head": git(repo, "rev-parse", "HEAD", check=False).strip(),
         "branch": git(repo, "symbolic-ref", "-q", "HEAD", check=False).strip(),
-        "refs": git(repo, "for-each-ref", "--format=%(refname) %(objectname)"),
+        # refute's own refs (refs/refute/: a session's snapshot, kept until it is finished)
+        # are not the user's.
+        "refs": [
+            line
+            for line in git(repo, "for-each-ref", "--format=%(refname) %(objectname)").split("\n")
+            if not line.startswith("refs/refute/")
+        ],
         "index bytes": _bytes(dot / "index"),
         "staged": git(repo, "diff", "--cached", "--binary"),
         "unstaged": git(repo, "diff", "--binary"),

@@ -11,7 +11,6 @@ could be written at all, leave the user's checkout byte-identical and no process
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import subprocess
@@ -20,9 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from checkout_fingerprint import checkout_fingerprint
 
 from conftest import wait_until_gone
-from gitutil import git, make_repo
+from gitutil import make_repo
 
 TIMEOUT = 120.0
 PY = sys.executable
@@ -41,28 +41,6 @@ def refute(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         timeout=TIMEOUT,
         check=False,
     )
-
-
-def checkout_fingerprint(repo: Path) -> dict[str, object]:
-    """HEAD, the index's bytes, every file outside .git (untracked too), the user's refs."""
-    files = {}
-    for root, dirs, names in os.walk(repo):
-        dirs[:] = [d for d in dirs if d != ".git"]
-        for name in names:
-            path = Path(root) / name
-            files[str(path.relative_to(repo))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    index = repo / ".git" / "index"
-    refs = [
-        line
-        for line in git(repo, "for-each-ref", "--format=%(refname) %(objectname)").splitlines()
-        if not line.startswith("refs/refute/")
-    ]
-    return {
-        "head": git(repo, "rev-parse", "HEAD").strip(),
-        "index": hashlib.sha256(index.read_bytes()).hexdigest() if index.exists() else "",
-        "files": files,
-        "refs": refs,
-    }
 
 
 @contextlib.contextmanager

@@ -23,7 +23,6 @@ fast).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import random
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from checkout_fingerprint import checkout_fingerprint
 
 from conftest import wait_until_gone
 from gitutil import git, make_repo
@@ -74,30 +74,6 @@ def refute(*args: str, cwd: Path, timeout: float = TIMEOUT) -> subprocess.Comple
         timeout=timeout,
         check=False,
     )
-
-
-def checkout_fingerprint(repo: Path) -> dict[str, object]:
-    """HEAD, the index's bytes, every file outside .git (untracked ones too) and the user's
-    refs (refute's own under refs/refute/ excepted): what no refute command may change."""
-    files = {}
-    for root, dirs, names in os.walk(repo):
-        dirs[:] = [d for d in dirs if d != ".git"]
-        for name in names:
-            path = Path(root) / name
-            files[str(path.relative_to(repo))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    index = repo / ".git" / "index"
-    refs = [
-        line
-        for line in git(repo, "for-each-ref", "--format=%(refname) %(objectname)").splitlines()
-        if not line.startswith("refs/refute/")
-    ]
-    return {
-        "head": git(repo, "rev-parse", "HEAD").strip(),
-        "symbolic": git(repo, "symbolic-ref", "-q", "HEAD", check=False).strip(),
-        "index": hashlib.sha256(index.read_bytes()).hexdigest() if index.exists() else "",
-        "files": files,
-        "refs": refs,
-    }
 
 
 def write_plan(path: Path) -> Path:
