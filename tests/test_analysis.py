@@ -690,7 +690,7 @@ def test_the_recommendation_asks_to_fix_a_test_that_named_the_checkout():
             "Make the test of leaky use its worktree, not your checkout (leaky:"
             " run 1's output names /home/u/proj/src/calc.py"
         )
-        for step in rec["next_steps"]
+        for step in _texts(rec)
     )
 
 
@@ -876,8 +876,8 @@ def recommendation(doc: dict[str, Any]) -> dict[str, Any]:
     assert set(rec) == {"action", "message", "next_steps"}
     assert isinstance(rec["message"], str)
     assert "\n" not in rec["message"]
-    assert rec["next_steps"]
-    assert all(isinstance(step, str) and step for step in rec["next_steps"])
+    assert _texts(rec)
+    assert all(isinstance(step, dict) and step["text"] for step in rec["next_steps"])
     return rec
 
 
@@ -888,7 +888,7 @@ def test_recommend_fix_control_wins_over_everything():
     )
     rec = recommendation(doc)
     assert rec["action"] == "fix_control"
-    joined = " ".join(rec["next_steps"])
+    joined = " ".join(_texts(rec))
     assert "pytest -x tests/test_session.py" in joined
     assert "aaaaaaaaaaaa" in joined  # the base commit, abbreviated
     assert "unreliable" in joined
@@ -908,7 +908,7 @@ def test_recommend_fix_inconclusive_names_the_unclear_hypotheses():
     assert rec["action"] == "fix_inconclusive"
     assert "slow-db inconclusive" in rec["message"]
     assert "cache-stale flaky" in rec["message"]
-    steps = rec["next_steps"]
+    steps = _texts(rec)
     assert any(s.startswith("Fix the test of slow-db") and "timeout (now 60 s)" in s for s in steps)
     assert any(s.startswith("Stabilise the test of cache-stale") and "67%" in s for s in steps)
     assert any(s.startswith("Fix the test of bad-cmd") and "command exists" in s for s in steps)
@@ -920,7 +920,7 @@ def test_recommend_new_hypotheses_when_everything_was_falsified():
     rec = recommendation(doc)
     assert rec["action"] == "new_hypotheses"
     assert rec["message"] == "No hypothesis survived (2 falsified)."
-    joined = " ".join(rec["next_steps"])
+    joined = " ".join(_texts(rec))
     assert "ruled out: a and b" in joined
     assert "Add a control" in joined  # the plan had none
 
@@ -929,7 +929,7 @@ def test_recommend_new_hypotheses_with_a_control_does_not_suggest_adding_one():
     doc = session_doc([hyp("a", 1, runs("pass"))], control(run("fail")))
     rec = recommendation(doc)
     assert rec["action"] == "new_hypotheses"
-    assert not any("Add a control" in s for s in rec["next_steps"])
+    assert not any("Add a control" in s for s in _texts(rec))
 
 
 def test_recommend_mentions_pending_hypotheses_to_resume():
@@ -937,7 +937,7 @@ def test_recommend_mentions_pending_hypotheses_to_resume():
     rec = recommendation(doc)
     assert rec["action"] == "new_hypotheses"
     assert rec["message"] == "No hypothesis survived (1 falsified, 1 pending)."
-    assert rec["next_steps"][0] == "Resume the session to run the pending hypothesis: b."
+    assert _texts(rec)[0] == "Resume the session to run the pending hypothesis: b."
 
 
 def test_recommend_with_no_hypotheses():
@@ -954,17 +954,17 @@ def test_recommend_focus_on_the_single_survivor():
     rec = recommendation(doc)
     assert rec["action"] == "focus"
     assert rec["message"] == "Focus on token-race: the only surviving hypothesis (confidence 0.27)."
-    assert rec["next_steps"][0].startswith("Focus on token-race: token-race is the cause")
-    assert any("repeat: 5 for token-race" in s for s in rec["next_steps"])
-    assert any("supported_if: passes" in s for s in rec["next_steps"])
+    assert _texts(rec)[0].startswith("Focus on token-race: token-race is the cause")
+    assert any("repeat: 5 for token-race" in s for s in _texts(rec))
+    assert any("supported_if: passes" in s for s in _texts(rec))
 
 
 def test_recommend_focus_on_a_confirmed_candidate_fix():
     survivor = hyp("fix", 1, runs("pass", "pass", "pass"), supported_if="passes", patch="fix.diff")
     rec = recommendation(session_doc([survivor]))
     assert rec["action"] == "focus"
-    assert not any("repeat: 5" in s for s in rec["next_steps"])  # already 3 valid runs
-    assert any("(fix.diff) made the test pass" in s for s in rec["next_steps"])
+    assert not any("repeat: 5" in s for s in _texts(rec))  # already 3 valid runs
+    assert any("(fix.diff) made the test pass" in s for s in _texts(rec))
 
 
 def test_recommend_refine_tests_when_several_survive():
@@ -978,9 +978,9 @@ def test_recommend_refine_tests_when_several_survive():
     rec = recommendation(doc)
     assert rec["action"] == "refine_tests"
     assert rec["message"] == "2 hypotheses survive (a, b): write tests that tell them apart."
-    assert rec["next_steps"][0].startswith("Write tests that separate a and b")
-    assert rec["next_steps"][1].startswith("Start with a,")
-    assert any(s.startswith("Repeat the tests of b ") for s in rec["next_steps"])
+    assert _texts(rec)[0].startswith("Write tests that separate a and b")
+    assert _texts(rec)[1].startswith("Start with a,")
+    assert any(s.startswith("Repeat the tests of b ") for s in _texts(rec))
 
 
 # -- timing ---------------------------------------------------------------------------------
@@ -1069,3 +1069,8 @@ def test_the_package_exports_the_same_names_from_its_modules():
     assert analysis.wilson_interval is statistics.wilson_interval
     assert analysis.analyze_session is verdicts.analyze_session
     assert verdicts.recommend is advice.recommend
+
+
+def _texts(rec: dict[str, Any]) -> list[str]:
+    """The prose of a recommendation's next steps."""
+    return [step["text"] if isinstance(step, dict) else step for step in rec["next_steps"]]

@@ -93,7 +93,14 @@ def test_a_new_document_is_the_models_dump_key_for_key(real_session: dict[str, A
     created = real_session["created"]
     parsed = SessionDocument.model_validate(created)
     assert json.dumps(dump(parsed)) == json.dumps(created)  # same keys, same order
-    assert list(created) == ["schema", "session", "control", "hypotheses", "summary"]
+    assert list(created) == [
+        "schema",
+        "refute_version",
+        "session",
+        "control",
+        "hypotheses",
+        "summary",
+    ]
     assert created["summary"] is None
     assert list(created["hypotheses"][0]) == NEW_HYPOTHESIS_KEYS
     assert list(created["control"]) == [

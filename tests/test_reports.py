@@ -228,8 +228,18 @@ def make_document() -> dict[str, Any]:
                 "action": "fix_inconclusive",
                 "message": "Fix the inconclusive and flaky tests before trusting the survivors",
                 "next_steps": [
-                    "make clock-skew's test runnable here (it exited 125)",
-                    "stabilise retry-storm's test (2 of 3 runs failed)",
+                    {
+                        "action": "fix_test",
+                        "hypothesis": "clock-skew",
+                        "command": None,
+                        "text": "make clock-skew's test runnable here (it exited 125)",
+                    },
+                    {
+                        "action": "fix_test",
+                        "hypothesis": "retry-storm",
+                        "command": None,
+                        "text": "stabilise retry-storm's test (2 of 3 runs failed)",
+                    },
                 ],
             },
             "timing": {"wall_seconds": 4.3, "sum_run_seconds": 6.2, "speedup": 1.44},
@@ -251,7 +261,7 @@ def make_unreliable_document() -> dict[str, Any]:
     doc["summary"]["recommendation"] = {
         "action": "fix_control",
         "message": "The control test did not reproduce the bug on the base commit",
-        "next_steps": ["check that the control test fails on the unmodified base"],
+        "next_steps": [{"text": "check that the control test fails on the unmodified base"}],
     }
     return doc
 
@@ -652,7 +662,7 @@ def test_text_has_ids_recommendation_timing_and_every_log_path():
     recommendation = doc["summary"]["recommendation"]
     assert recommendation["message"] in text
     for step in recommendation["next_steps"]:
-        assert step in text
+        assert step["text"] in text
     assert "wall 4.30s" in text
     assert "sum of run time 6.20s" in text
     assert f"sum of run time 6.20s; {SPEEDUP_1_44}" in text

@@ -291,6 +291,12 @@ def _caveats(
     }
 
 
+def _structured(rec: dict[str, Any]) -> dict[str, Any]:
+    """The recommendation with each next step an object (`NextStep`): prose as `text`."""
+    steps = [step if isinstance(step, dict) else {"text": step} for step in rec["next_steps"]]
+    return {**rec, "next_steps": steps}
+
+
 def analyze_session(doc: Mapping[str, Any], *, wall_seconds: float | None = None) -> dict[str, Any]:
     """A copy of the session document with the analysis filled in.
 
@@ -329,7 +335,7 @@ def analyze_session(doc: Mapping[str, Any], *, wall_seconds: float | None = None
             "survivors": [
                 hyp["id"] for hyp in in_rank_order(hypotheses) if hyp["verdict"] == _SUPPORTED
             ],
-            "recommendation": recommend(hypotheses, control, session),
+            "recommendation": _structured(recommend(hypotheses, control, session)),
             "timing": session_timing(hypotheses, control, session, wall_seconds),
         }
     )

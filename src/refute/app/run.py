@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from refute import analysis
+from refute import __version__, analysis
 from refute.app.isolated import (
     IsolationOptions,
     clean_after_dead,
@@ -176,7 +176,12 @@ def new_document(spec: SessionSpec, session_id: str) -> dict[str, Any]:
         error=None,
     )
     document = SessionDocument(
-        schema=SCHEMA, session=session, control=control, hypotheses=hypotheses, summary=None
+        schema=SCHEMA,
+        refute_version=__version__,
+        session=session,
+        control=control,
+        hypotheses=hypotheses,
+        summary=None,
     )
     return document.model_dump(mode="json", by_alias=True, exclude_unset=True)
 

@@ -24,7 +24,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 from refute.document.vocabulary import (
@@ -57,6 +65,7 @@ __all__ = [
     "HypothesisEntry",
     "HypothesisSpec",
     "Metrics",
+    "NextStep",
     "OutcomeCounts",
     "ParallelDecisionRecord",
     "Recommendation",
@@ -185,7 +194,9 @@ class Metrics(_Part):
 
 
 class RunRecord(_Part):
-    """One run of one test: `TestExecutionResult.to_dict()`."""
+    """One run of one test: `TestExecutionResult.to_dict()`, plus the command it ran."""
+
+    schema_optional = frozenset({"command"})
 
     hypothesis_id: str
     result: Outcome
@@ -199,6 +210,7 @@ class RunRecord(_Part):
     stdout_log: str = ""
     stderr_log: str = ""
     started_at: Seconds = 0.0
+    command: Command = None  # the argv (or shell line) this run ran
 
     @property
     def count_key(self) -> CountKey:
@@ -427,12 +439,29 @@ class VerdictCounts(_Part):
     pending: Count = 0
 
 
+def _next_step(value: object) -> object:
+    """A next step as version 1 wrote it (a sentence) reads as one with only its text."""
+    return {"text": value} if isinstance(value, str) else value
+
+
+class NextStep(_Part):
+    """One next step: what to do (`action`), to which hypothesis, the command that does it
+    (a shell command line to copy, or null), and the same in prose (`text`)."""
+
+    schema_optional = frozenset({"action", "hypothesis", "command"})
+
+    action: str | None = None
+    hypothesis: str | None = None
+    command: str | None = None
+    text: str = ""
+
+
 class Recommendation(_Part):
     """What to do next (`refute.analysis`' advice)."""
 
     action: Later[Action] = None
     message: str = ""
-    next_steps: list[str] = Field(default_factory=list)
+    next_steps: list[Annotated[NextStep, BeforeValidator(_next_step)]] = Field(default_factory=list)
 
 
 class Timing(_Part):
@@ -464,7 +493,11 @@ class SessionDocument(_Part):
 
     model_config = ConfigDict(extra="forbid", title=f"refute session document ({SCHEMA})")
 
+    # Written since Step 4; documents before it do not have it.
+    schema_optional = frozenset({"refute_version"})
+
     version: SchemaVersion = Field(default=SCHEMA, alias="schema")
+    refute_version: str | None = None  # the refute that wrote the document
     session: SessionInfo
     control: ControlEntry | None = None
     hypotheses: list[HypothesisEntry] = Field(default_factory=list)

@@ -82,7 +82,9 @@ SupportedIf = Literal["fails", "passes"]
 SUPPORTED_IF_VALUES: Final[tuple[SupportedIf, ...]] = get_args(SupportedIf)
 
 #: What the session's recommendation says to do (`summary.recommendation.action`).
-Action = Literal["fix_control", "fix_inconclusive", "new_hypotheses", "focus", "refine_tests"]
+Action = Literal[
+    "fix_control", "fix_inconclusive", "new_hypotheses", "focus", "refine_tests", "resume"
+]
 ACTIONS: Final[tuple[Action, ...]] = get_args(Action)
 
 #: The exit code of `refute` for each way a session (or a command) can end. The document

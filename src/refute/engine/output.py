@@ -39,6 +39,7 @@ def log_marker(dropped: int, head: int, tail: int) -> bytes:
         f" {head} and the last {tail} bytes (log limit {head + tail}) ...]\n"
     ).encode()
 
+
 class OutputCapture:
     """Keeps at most `limit` bytes of a stream in memory: its first and last halves.
 

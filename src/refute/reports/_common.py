@@ -24,9 +24,11 @@ from refute.document import (
     CONTROL_REPRODUCED,
     OUTCOME_KEYS,
     CountKey,
+    HypothesisEntry,
     OutcomeCounts,
     RunRecord,
     SessionDocument,
+    SupportedIf,
     Timing,
     Verdict,
     explain,
@@ -36,9 +38,14 @@ from refute.errors import ConfigError
 __all__ = [
     "CHECKOUT_NOTE",
     "DIFFERENT_NOTE",
+    "FAILURE_KINDS",
     "MESSAGE_LIMIT",
     "TAIL_LINES",
+    "TONES",
+    "TONE_CSS",
+    "TONE_STYLE",
     "UNRELIABLE_NOTE",
+    "VERDICT_TONE",
     "RunText",
     "clean_text",
     "parse",
@@ -62,6 +69,52 @@ _ANSI: Final = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\
 # Everything XML 1.0 forbids (C0 controls but tab/newline, lone surrogates, U+FFFE/U+FFFF),
 # plus DEL and the C1 controls (0x9b is an 8-bit CSI).
 _FORBIDDEN: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+#: How a run that gave no evidence failed (`failure_kind`): each kind has its own advice.
+FailureKind = Literal["patch", "setup", "command", "harness", "timeout", "pattern", "error"]
+FAILURE_KINDS: Final[dict[FailureKind, str]] = {
+    "patch": "the patch did not apply",
+    "setup": "the setup failed",
+    "command": "the command was not found or could not be executed",
+    "harness": "the test harness failed (a usage error or a crash, not a test failure)",
+    "timeout": "the run timed out",
+    "pattern": "it failed differently (the output does not match failure_pattern)",
+    "error": "the run could not be carried out",
+}
+
+#: What a colour means, in every format: a verdict and the runs behind it share a tone.
+#: "survives": SUPPORTED, and a run whose outcome supports its hypothesis; "ruled_out":
+#: FALSIFIED, and a run whose outcome opposes it; "unclear": INCONCLUSIVE/FLAKY, and a run
+#: that is no evidence (timeout, error, skip); "pending": not decided / not run.
+Tone = Literal["survives", "ruled_out", "unclear", "pending"]
+TONES: Final[tuple[Tone, ...]] = ("survives", "ruled_out", "unclear", "pending")
+VERDICT_TONE: Final[dict[Verdict, Tone]] = {
+    "supported": "survives",
+    "falsified": "ruled_out",
+    "inconclusive": "unclear",
+    "flaky": "unclear",
+    "pending": "pending",
+    "testing": "pending",
+}
+#: The rich style (text format) and CSS colour (HTML) of each tone.
+TONE_STYLE: Final[dict[Tone, str]] = {
+    "survives": "bold red",
+    "ruled_out": "green",
+    "unclear": "yellow",
+    "pending": "dim",
+}
+TONE_CSS: Final[dict[Tone, str]] = {
+    "survives": "#c62828",
+    "ruled_out": "#2e7d32",
+    "unclear": "#b26a00",
+    "pending": "#757575",
+}
+
+#: How each `supported_if` reads a hypothesis' test, in every format.
+READINGS: Final[dict[SupportedIf, str]] = {
+    "fails": "probe: the test fails (reproduces the bug) if the hypothesis holds",
+    "passes": "candidate fix: the reproduction passes with the patch",
+}
 
 #: The text fields of a run a report shows.
 RunText = Literal["stdout", "stderr", "stdout_log", "stderr_log"]
@@ -121,6 +174,89 @@ def _command(test: list[str] | str | None) -> str:
     if isinstance(test, list):
         return shlex.join(test)
     return "(the seed's script .falsification/test_<id>.sh)"
+
+
+def command_text(test: list[str] | str | None) -> str:
+    """A command as every format shows it: an argv shell-quoted on one line, a shell
+    command line as written (newlines folded)."""
+    return one_line_text(_command(test), limit=2000)
+
+
+def patch_source(hyp: HypothesisEntry) -> str:
+    """Where a hypothesis' change comes from ("" for none): the patch file, an inline
+    patch, a commit to apply or revert; and the base it is tested on if not the session's."""
+    parts = []
+    if hyp.patch:
+        parts.append(f"patch {clean_text(hyp.patch)}")
+    elif hyp.patch_text:
+        lines = len(hyp.patch_text.splitlines())
+        parts.append(f"inline patch ({lines} line{'s' if lines != 1 else ''})")
+    if hyp.commit:
+        parts.append(f"the change of commit {clean_text(hyp.commit)}")
+    if hyp.revert:
+        parts.append(f"the revert of commit {clean_text(hyp.revert)}")
+    if hyp.base:
+        parts.append(f"tested at {clean_text(hyp.base)}")
+    return "; ".join(parts)
+
+
+def reading_text(supported_if: SupportedIf, has_change: bool) -> str:
+    """How the hypothesis' test is read (`READINGS`); a candidate fix without a patch
+    source reads its own test passing."""
+    if supported_if == "passes" and not has_change:
+        return "candidate fix: the test passes if the hypothesis holds"
+    return READINGS[supported_if]
+
+
+def verdict_meaning(verdict: Verdict, supported_if: SupportedIf) -> str:
+    """What the verdict says, in the words of the hypothesis' reading."""
+    fix = supported_if == "passes"
+    meanings: dict[Verdict, str] = {
+        "supported": "the fix works: the reproduction passes with it"
+        if fix
+        else "the test reproduced the bug: the hypothesis stands",
+        "falsified": "the fix does not work: the bug still reproduces with it"
+        if fix
+        else "the test did not reproduce the bug: ruled out",
+        "inconclusive": "no valid run: no evidence either way",
+        "flaky": "the runs disagree",
+        "pending": "not finished: resume the session",
+        "testing": "running",
+    }
+    return meanings[verdict]
+
+
+def failure_kind(run: RunRecord) -> FailureKind | None:
+    """How a run that is no evidence failed, or None (a pass, a fail, a skip, not run).
+
+    `metrics.failure` says it when the engine recorded it; older documents are read from
+    the result, exit code and message."""
+    recorded = (run.metrics.model_extra or {}).get("failure")
+    if isinstance(recorded, str) and recorded in FAILURE_KINDS:
+        return recorded
+    if run.metrics.not_run or run.result not in ("timeout", "error"):
+        return None
+    if run.result == "timeout":
+        return "timeout"
+    message = run.error_message
+    kinds: list[tuple[bool, FailureKind]] = [
+        ("does not apply" in message, "patch"),
+        ("setup failed" in message[:80], "setup"),
+        (message.startswith("failed differently"), "pattern"),
+        (run.exit_code in (126, 127) or "command not found" in message, "command"),
+        (run.exit_code != 0 and not message.startswith(("worktree", "could not")), "harness"),
+    ]
+    return next((kind for matches, kind in kinds if matches), "error")
+
+
+def run_tone(run: RunRecord, supported_if: SupportedIf) -> Tone:
+    """A run's colour: the tone of the verdict its outcome speaks for (`VERDICT_TONE`)."""
+    if run.metrics.not_run:
+        return "pending"
+    if run.result in ("pass", "fail"):
+        supports = (run.result == "fail") == (supported_if == "fails")
+        return "survives" if supports else "ruled_out"
+    return "unclear"
 
 
 def _counts(given: OutcomeCounts | None, runs: list[RunRecord]) -> dict[CountKey, int]:
@@ -213,6 +349,19 @@ class Row:
     names_checkout: bool
     failed_differently: bool
     control_failed: bool  # the session's control did not reproduce the bug
+    supported_if: SupportedIf = "fails"
+    reading: str = ""  # `reading_text`: probe or candidate fix, in words
+    patch_source: str = ""  # `patch_source`: "" when the test runs on the unchanged base
+    command: str = ""  # `command_text` of its test
+
+    @property
+    def tone(self) -> Tone:
+        return VERDICT_TONE[self.verdict]
+
+    @property
+    def meaning(self) -> str:
+        """`verdict_meaning` of the row's verdict and reading."""
+        return verdict_meaning(self.verdict, self.supported_if)
 
     @property
     def notes(self) -> list[str]:
@@ -263,6 +412,10 @@ def hypothesis_rows(doc: SessionDocument) -> list[Row]:
                 names_checkout=hyp.names_checkout,
                 failed_differently=hyp.failed_differently,
                 control_failed=control_failed,
+                supported_if=hyp.supported_if,
+                reading=reading_text(hyp.supported_if, bool(patch_source(hyp))),
+                patch_source=patch_source(hyp),
+                command=command_text(hyp.test),
             )
         )
     ranked = sorted(
@@ -317,11 +470,30 @@ def control_text(doc: SessionDocument) -> str:
     return f"{what} [{counts}] $ {command}"
 
 
-def recommendation(doc: SessionDocument) -> tuple[str, str, list[str]]:
+@dataclass(frozen=True)
+class Step:
+    """A next step as every format shows it: the prose, and the command to copy (if any)."""
+
+    text: str
+    command: str = ""
+    action: str = ""
+    hypothesis: str = ""
+
+
+def recommendation(doc: SessionDocument) -> tuple[str, str, list[Step]]:
+    """The action, the message and the next steps of the session's recommendation."""
     rec = doc.summary.recommendation if doc.summary is not None else None
     if rec is None:
         return "none", "", []
-    steps = [one_line_text(step) for step in rec.next_steps]
+    steps = [
+        Step(
+            text=one_line_text(step.text),
+            command=one_line_text(step.command or "", limit=2000),
+            action=one_line_text(step.action or ""),
+            hypothesis=one_line_text(step.hypothesis or ""),
+        )
+        for step in rec.next_steps
+    ]
     return one_line_text(rec.action or "none"), one_line_text(rec.message), steps
 
 

@@ -243,7 +243,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
     out.append(f"<h2>Recommendation: {_h(action)}</h2>")
     out.append(f"<p>{_h(message)}</p>")
     if steps:
-        out.append("<ol>" + "".join(f"<li>{_h(step)}</li>" for step in steps) + "</ol>")
+        out.append("<ol>" + "".join(f"<li>{_h(step.text)}</li>" for step in steps) + "</ol>")
     out.append(f"<p><strong>Timing:</strong> {_h(timing_text(document))}</p>")
     out.append("<h2>Timeline</h2>")
     out += _timeline(control + [run for row in rows for run in row.runs])

@@ -82,7 +82,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         ]
     action, message, steps = recommendation(document)
     lines += ["", f"**Recommendation ({_md(action)}):** {_md(message)}", ""]
-    lines += [f"{number}. {_md(step)}" for number, step in enumerate(steps, start=1)]
+    lines += [f"{number}. {_md(step.text)}" for number, step in enumerate(steps, start=1)]
     lines += ["", f"**Timing:** {_md(timing_text(document))}", ""]
     for owner, verdict, reason, runs in [("control", "", "", control_runs(document))] + [
         (row.id, row.verdict_label, row.reason, row.runs) for row in rows

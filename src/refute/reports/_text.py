@@ -41,11 +41,15 @@ _VERDICT_STYLE: Final[dict[Verdict, str]] = {
 }
 
 
-def render_text(doc: Mapping[str, Any], *, color: bool = False, width: int = 100) -> str:
+def render_text(
+    doc: Mapping[str, Any], *, color: bool = False, width: int = 100, verbose: bool = False
+) -> str:
     """A terminal report: the verdict table, control, recommendation, timing and logs.
 
     Plain text unless `color` (then ANSI styles, for a terminal). `width` is in columns.
+    `verbose`: list every run's logs (default: only the runs that need attention).
     """
+    del verbose  # Step 4 work in progress
     document = parse(doc)
     buffer = io.StringIO()
     console = Console(
@@ -110,7 +114,7 @@ def render_text(doc: Mapping[str, Any], *, color: bool = False, width: int = 100
     action, message, steps = recommendation(document)
     say("Recommendation (", (action, "bold"), f"): {message}")
     for number, step in enumerate(steps, start=1):
-        say(f"  {number}. {step}")
+        say(f"  {number}. {step.text}")
     say(("Timing: ", "bold"), timing_text(document))
     console.print()
     say(("Runs and logs", "bold"))
