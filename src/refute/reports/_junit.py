@@ -74,11 +74,8 @@ def _add_streams(parent: ET.Element, runs: Sequence[Run]) -> None:
             ET.SubElement(parent, tag).text = text
 
 
-def render_junit(doc: Mapping[str, Any], *, supported: str = "failure") -> str:
-    """JUnit XML: one testsuite, one testcase per hypothesis (docs/report.md's mapping).
-
-    `supported`: "failure" (default) or "pass", how a SUPPORTED hypothesis is shown."""
-    del supported  # the mapping is Step 4 work in progress
+def render_junit(doc: Mapping[str, Any]) -> str:
+    """JUnit XML: one testsuite, one testcase per hypothesis (docs/report.md's mapping)."""
     document = parse(doc)
     session = document.session
     rows = hypothesis_rows(document)

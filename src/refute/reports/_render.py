@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from refute.document import document_json_schema
 from refute.errors import ConfigError
@@ -16,16 +16,7 @@ from refute.reports._junit import render_junit
 from refute.reports._markdown import render_markdown
 from refute.reports._text import render_text
 
-__all__ = [
-    "FORMATS",
-    "JUNIT_SUPPORTED",
-    "REPORT_JSON_SCHEMA",
-    "JunitSupported",
-    "dump_json",
-    "finite",
-    "render",
-    "render_json",
-]
+__all__ = ["FORMATS", "REPORT_JSON_SCHEMA", "dump_json", "finite", "render", "render_json"]
 
 FORMATS: Final = ("text", "json", "markdown", "junit", "html")
 
@@ -34,32 +25,17 @@ FORMATS: Final = ("text", "json", "markdown", "junit", "html")
 REPORT_JSON_SCHEMA: Final[dict[str, Any]] = document_json_schema()
 
 
-JunitSupported = Literal["failure", "pass"]
-#: How JUnit shows a SUPPORTED hypothesis (`--junit-supported`): as a failing testcase
-#: (the default: a CI gate goes red while a hypothesis about the bug stands) or a passing one.
-JUNIT_SUPPORTED: Final[tuple[JunitSupported, ...]] = ("failure", "pass")
-
-
-def render(
-    doc: Mapping[str, Any],
-    fmt: str,
-    *,
-    color: bool = False,
-    width: int = 100,
-    verbose: bool = False,
-    junit_supported: JunitSupported = "failure",
-) -> str:
+def render(doc: Mapping[str, Any], fmt: str, *, color: bool = False, width: int = 100) -> str:
     """Render a session document in one of `FORMATS`.
 
-    `color`, `width` and `verbose` (every run's logs, not only those that need attention)
-    concern the text format; `junit_supported` the JUnit one. Raises `ConfigError` (field
+    `color` and `width` only concern the text format. Raises `ConfigError` (field
     "format") for an unknown format.
     """
     renderers: dict[str, Callable[[Mapping[str, Any]], str]] = {
-        "text": lambda d: render_text(d, color=color, width=width, verbose=verbose),
+        "text": lambda d: render_text(d, color=color, width=width),
         "json": render_json,
         "markdown": render_markdown,
-        "junit": lambda d: render_junit(d, supported=junit_supported),
+        "junit": render_junit,
         "html": render_html,
     }
     renderer = renderers.get(fmt)

@@ -41,15 +41,11 @@ _VERDICT_STYLE: Final[dict[Verdict, str]] = {
 }
 
 
-def render_text(
-    doc: Mapping[str, Any], *, color: bool = False, width: int = 100, verbose: bool = False
-) -> str:
+def render_text(doc: Mapping[str, Any], *, color: bool = False, width: int = 100) -> str:
     """A terminal report: the verdict table, control, recommendation, timing and logs.
 
     Plain text unless `color` (then ANSI styles, for a terminal). `width` is in columns.
-    `verbose`: list every run's logs (default: only the runs that need attention).
     """
-    del verbose  # Step 4 work in progress
     document = parse(doc)
     buffer = io.StringIO()
     console = Console(
