@@ -911,7 +911,9 @@ def test_recommend_fix_inconclusive_names_the_unclear_hypotheses():
     steps = _texts(rec)
     assert any(s.startswith("Fix the test of slow-db") and "timeout (now 60 s)" in s for s in steps)
     assert any(s.startswith("Stabilise the test of cache-stale") and "67%" in s for s in steps)
-    assert any(s.startswith("Fix the test of bad-cmd") and "command exists" in s for s in steps)
+    assert any(
+        s.startswith("Fix the test of bad-cmd") and "program exists on PATH" in s for s in steps
+    )
     assert any("Meanwhile supported: token-race" in s for s in steps)
 
 
@@ -937,7 +939,11 @@ def test_recommend_mentions_pending_hypotheses_to_resume():
     rec = recommendation(doc)
     assert rec["action"] == "new_hypotheses"
     assert rec["message"] == "No hypothesis survived (1 falsified, 1 pending)."
-    assert _texts(rec)[0] == "Resume the session to run the pending hypothesis: b."
+    assert _texts(rec)[0] == (
+        "Resume the session to run the pending hypothesis: b (refute resume 20261128T011500-3f9a2c)."
+    )
+    assert rec["next_steps"][0]["action"] == "resume"
+    assert rec["next_steps"][0]["command"] == "refute resume 20261128T011500-3f9a2c"
 
 
 def test_recommend_with_no_hypotheses():
@@ -964,7 +970,7 @@ def test_recommend_focus_on_a_confirmed_candidate_fix():
     rec = recommendation(session_doc([survivor]))
     assert rec["action"] == "focus"
     assert not any("repeat: 5" in s for s in _texts(rec))  # already 3 valid runs
-    assert any("(fix.diff) made the test pass" in s for s in _texts(rec))
+    assert any("(fix.diff) made the reproduction pass" in s for s in _texts(rec))
 
 
 def test_recommend_refine_tests_when_several_survive():
@@ -1074,3 +1080,148 @@ def test_the_package_exports_the_same_names_from_its_modules():
 def _texts(rec: dict[str, Any]) -> list[str]:
     """The prose of a recommendation's next steps."""
     return [step["text"] if isinstance(step, dict) else step for step in rec["next_steps"]]
+
+
+# -- advice that fits the failure, and interrupted sessions ---------------------------------
+
+
+def failed_run(
+    message: str, exit_code: int, failure: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """An ERROR/TIMEOUT run as the engine records it (with `metrics.failure` when given)."""
+    result = "timeout" if failure == "timeout" else "error"
+    record = run(result)
+    record.update(exit_code=exit_code, error_message=message, **extra)
+    if failure is not None:
+        record["metrics"]["failure"] = failure
+    return record
+
+
+@pytest.mark.parametrize(
+    ("failure", "message", "exit_code", "action", "words", "command"),
+    [
+        (
+            "patch",
+            "patch fix.diff does not apply: error: patch failed: src/a.py:3",
+            -1,
+            "fix_patch",
+            "patch does not apply",
+            "git apply --check fix.diff",
+        ),
+        ("setup", "setup failed (exit 1)", -1, "fix_setup", "setup failed", "pip install -e ."),
+        (
+            "command",
+            "test command not found: pytset",
+            127,
+            "fix_command",
+            "exists on PATH",
+            "pytest -x tests/test_h.py",
+        ),
+        (
+            "harness",
+            "pytest usage error (exit 4): file or directory not found",
+            4,
+            "fix_harness",
+            "harness failed, not the test",
+            "pytest -x tests/test_h.py",
+        ),
+        ("timeout", "killed by SIGKILL", -9, "raise_timeout", "timed out", None),
+        (
+            "pattern",
+            "failed differently: exit 1, but the output does not match failure_pattern 'X'",
+            1,
+            "fix_pattern",
+            "not the way the bug does",
+            "pytest -x tests/test_h.py",
+        ),
+    ],
+)
+def test_each_failure_kind_gets_its_own_next_step(
+    failure, message, exit_code, action, words, command
+):
+    bad = hyp(
+        "h",
+        2,
+        [failed_run(message, exit_code, failure)],
+        patch="fix.diff",
+        test=["pytest", "-x", "tests/test_h.py"],
+        timeout=30,
+    )
+    doc = session_doc([hyp("a", 1, runs("fail")), bad], control(run("fail")))
+    doc["session"]["settings"] = {"setup": ["pip", "install", "-e", "."]}
+    rec = recommendation(doc)
+    assert rec["action"] == "fix_inconclusive"
+    step = next(step for step in rec["next_steps"] if step.get("hypothesis") == "h")
+    assert step["action"] == action
+    assert words in step["text"]
+    assert step["command"] == command
+    # No other kind's advice leaks in: a patch that does not apply is not told about 126/127.
+    others = [w for _, _, _, a, w, _ in _KINDS if a != action]
+    assert not any(other in step["text"] for other in others)
+
+
+_KINDS = [
+    ("patch", "", 0, "fix_patch", "patch does not apply", None),
+    ("setup", "", 0, "fix_setup", "setup failed", None),
+    ("command", "", 0, "fix_command", "exists on PATH", None),
+    ("harness", "", 0, "fix_harness", "harness failed, not the test", None),
+    ("timeout", "", 0, "raise_timeout", "timed out", None),
+    ("pattern", "", 0, "fix_pattern", "not the way the bug does", None),
+]
+
+
+def test_a_failure_kind_is_read_from_older_documents_without_metrics_failure():
+    bad = hyp(
+        "h", 2, [failed_run("patch fix.diff does not apply: hunk 1 failed", -1)], patch="fix.diff"
+    )
+    rec = recommendation(session_doc([bad], control(run("fail"))))
+    step = next(step for step in rec["next_steps"] if step.get("hypothesis") == "h")
+    assert step["action"] == "fix_patch"
+    assert "126/127" not in step["text"]
+
+
+def interrupted_doc() -> dict[str, Any]:
+    doc = session_doc(
+        [
+            hyp("a", 1, [run("fail"), run("skip", not_run=True), run("skip", not_run=True)]),
+            hyp("b", 2, runs("pass")),
+        ],
+        control(run("fail")),
+    )
+    doc["session"]["status"] = "interrupted"
+    return doc
+
+
+def test_an_interrupted_session_leaves_unfinished_hypotheses_pending_and_says_resume():
+    out = analyze_session(interrupted_doc())
+    a, b = out["hypotheses"]
+    assert a["verdict"] == "pending"
+    assert a["confidence"] == 0.0
+    assert "unfinished: 1 of 3 runs finished" in a["reason"]
+    assert "1 fail so far" in a["reason"]
+    assert b["verdict"] == "falsified"  # it finished: its verdict stands
+    rec = out["summary"]["recommendation"]
+    assert rec["action"] == "resume"
+    assert "refute resume 20261128T011500-3f9a2c" in rec["message"]
+    assert "No hypothesis survived" not in rec["message"]
+    first = rec["next_steps"][0]
+    assert first["action"] == "resume"
+    assert first["command"] == "refute resume 20261128T011500-3f9a2c"
+    assert out["summary"]["counts"]["pending"] == 1
+
+
+def test_a_completed_session_with_not_run_runs_keeps_its_verdicts():
+    doc = interrupted_doc()
+    doc["session"]["status"] = "completed"  # e.g. halted on purpose: not "unfinished"
+    out = analyze_session(doc)
+    assert out["hypotheses"][0]["verdict"] == "supported"
+    assert out["summary"]["recommendation"]["action"] != "resume"
+
+
+def test_an_interrupted_control_is_pending_too():
+    doc = interrupted_doc()
+    doc["control"]["runs"].append(run("skip", not_run=True))
+    out = analyze_session(doc)
+    assert out["control"]["verdict"] == "pending"
+    assert "unfinished" in out["control"]["reason"]
+    assert out["summary"]["recommendation"]["action"] == "resume"

@@ -56,9 +56,31 @@ def test_json_validates_and_round_trips(factory):
     assert "ünïcødé" in text  # ensure_ascii=False
 
 
+def _reversed_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _reversed_keys(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reversed_keys(item) for item in value]
+    return value
+
+
 def test_json_is_the_document_as_is():
     doc = make_document()
-    assert render(doc, "json") == json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False)
+    text = render(doc, "json")
+    assert json.loads(text) == doc  # every key and value, unchanged (120 stays 120)
+    assert '"timeout": 120,' in text
+
+
+def test_json_has_one_key_order_whatever_order_the_document_came_in():
+    doc = make_document()
+    doc["session"]["extra_note"] = "kept"  # a key the models do not know: kept, last
+    text = render(doc, "json")
+    assert render(_reversed_keys(doc), "json") == text  # byte for byte
+    top = list(json.loads(text))
+    assert top[:4] == ["schema", "session", "control", "hypotheses"]
+    session_keys = list(json.loads(text)["session"])
+    assert session_keys[0] == "id"
+    assert session_keys[-1] == "extra_note"
 
 
 def _without(path: list[str | int]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, TypeAlias
 
-from refute.analysis.advice import in_rank_order, recommend
+from refute.analysis.advice import UNFINISHED_STATUSES, in_rank_order, recommend
 from refute.analysis.caveats import (
     CONTROL_UNRELIABLE_REASON,
     checkout_reason,
@@ -291,10 +291,23 @@ def _caveats(
     }
 
 
-def _structured(rec: dict[str, Any]) -> dict[str, Any]:
-    """The recommendation with each next step an object (`NextStep`): prose as `text`."""
-    steps = [step if isinstance(step, dict) else {"text": step} for step in rec["next_steps"]]
-    return {**rec, "next_steps": steps}
+def _unfinished(fields: dict[str, Any], what: str) -> dict[str, Any]:
+    """The verdict fields of a hypothesis (or the control) whose runs were cut short by the
+    session's end (interrupted, failed): "pending", whatever its finished runs said."""
+    counts = fields["counts"]
+    total = fields["runs_total"] if "runs_total" in fields else sum(counts.values())
+    finished = total - counts["not_run"]
+    so_far = ", ".join(
+        f"{counts[key]} {key}"
+        for key in ("fail", "pass", "timeout", "error", "skip")
+        if counts.get(key)
+    )
+    reason = (
+        f"unfinished: {finished} of {total} {what} finished before the session stopped"
+        + (f" ({so_far} so far)" if so_far else "")
+        + "; resume the session to finish it"
+    )
+    return {**fields, "verdict": _PENDING, "confidence": 0.0, "reason": reason}
 
 
 def analyze_session(doc: Mapping[str, Any], *, wall_seconds: float | None = None) -> dict[str, Any]:
@@ -313,16 +326,22 @@ def analyze_session(doc: Mapping[str, Any], *, wall_seconds: float | None = None
     out: dict[str, Any] = copy.deepcopy(dict(doc))
     session: Mapping[str, Any] = out.get("session") or {}
 
+    cut_short = session.get("status") in UNFINISHED_STATUSES
     control = out.get("control")
     if control is not None:
         control.update(control_verdict(control.get("runs") or []))
+        if cut_short and control["counts"]["not_run"]:
+            control.update(verdict=CONTROL_PENDING, reason=_unfinished(control, "runs")["reason"])
     unreliable = control is not None and control["verdict"] == CONTROL_NOT_REPRODUCED
 
     control_runs: list[dict[str, Any]] = (control or {}).get("runs") or []
     repo = str(session.get("repo") or "")
     hypotheses: list[dict[str, Any]] = out.get("hypotheses") or []
     for hyp in hypotheses:
-        hyp.update(hypothesis_verdict(hyp.get("runs") or [], hyp.get("supported_if") or "fails"))
+        fields = hypothesis_verdict(hyp.get("runs") or [], hyp.get("supported_if") or "fails")
+        if cut_short and fields["counts"]["not_run"]:
+            fields = _unfinished(fields, "runs")
+        hyp.update(fields)
         hyp.update(_caveats(hyp, control_runs, repo, control_unreliable=unreliable))
 
     counts = dict.fromkeys(VERDICT_KEYS, 0)
@@ -335,7 +354,7 @@ def analyze_session(doc: Mapping[str, Any], *, wall_seconds: float | None = None
             "survivors": [
                 hyp["id"] for hyp in in_rank_order(hypotheses) if hyp["verdict"] == _SUPPORTED
             ],
-            "recommendation": _structured(recommend(hypotheses, control, session)),
+            "recommendation": recommend(hypotheses, control, session),
             "timing": session_timing(hypotheses, control, session, wall_seconds),
         }
     )

@@ -199,12 +199,13 @@ class _Recorder:
 
     def record(self, result: TestExecutionResult) -> None:
         data = result.to_dict()
-        self.store.post(self.store.store.add_run, self.doc["session"]["id"], data)
         target = (
             self.doc["control"]
             if result.hypothesis_id == CONTROL_ID
             else self.by_id[result.hypothesis_id]
         )
+        data["command"] = target.get("test")  # what this run ran, in every format
+        self.store.post(self.store.store.add_run, self.doc["session"]["id"], data)
         attempt = data["metrics"].get("attempt", 1)
         target["runs"] = [r for r in target["runs"] if r["metrics"].get("attempt", 1) != attempt]
         target["runs"].append(data)

@@ -81,6 +81,23 @@ CONTROL_PENDING: Final[ControlVerdict] = "pending"
 SupportedIf = Literal["fails", "passes"]
 SUPPORTED_IF_VALUES: Final[tuple[SupportedIf, ...]] = get_args(SupportedIf)
 
+#: How a run that gave no evidence failed (a run's `metrics.failure`): each kind has its own
+#: next step. "patch": its patch did not apply; "setup": the setup command failed;
+#: "command": the test command was not found or could not be executed (126/127);
+#: "harness": the harness failed (a usage error or a crash, not a test failure); "timeout";
+#: "pattern": it failed differently (the output does not match `failure_pattern`);
+#: "error": the run could not be carried out for another reason.
+FailureKind = Literal["patch", "setup", "command", "harness", "timeout", "pattern", "error"]
+FAILURE_KINDS: Final[dict[FailureKind, str]] = {
+    "patch": "the patch did not apply",
+    "setup": "the setup failed",
+    "command": "the command was not found or could not be executed",
+    "harness": "the test harness failed (a usage error or a crash, not a test failure)",
+    "timeout": "the run timed out",
+    "pattern": "it failed differently (the output does not match failure_pattern)",
+    "error": "the run could not be carried out",
+}
+
 #: What the session's recommendation says to do (`summary.recommendation.action`).
 Action = Literal[
     "fix_control", "fix_inconclusive", "new_hypotheses", "focus", "refine_tests", "resume"

@@ -100,6 +100,7 @@ class LocalBatch:
         self.limit = limit
         self.semaphore = asyncio.Semaphore(limit)
         self.free_slots = list(range(limit - 1, -1, -1))
+        self.started_at: dict[int, float] = {}  # epoch start of each running job, by number
         # Results in completion order; None only wakes the reader up.
         self.queue: asyncio.Queue[TestExecutionResult | None] = asyncio.Queue()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -236,12 +237,17 @@ class LocalBatch:
             message = f"internal error: {type(exc).__name__}: {exc}"
             result = results.error_result(job, message, 1)
         finally:
-            self._deliver(job, result or results.not_run_result(job), number)
+            started = self.started_at.pop(number, 0.0)
+            self._deliver(job, result or results.not_run_result(job, started_at=started), number)
 
     def _deliver(self, job: Job, result: TestExecutionResult, number: int) -> None:
         self.answered.add(number)
         self.queue.put_nowait(result)
         self._emit(RunEvent("finished", job.key, job.attempt, self.elapsed(), result))
+
+    def _started(self, job: Job, number: int) -> None:
+        self.started_at[number] = time.time()  # a run cancelled from now on keeps it
+        self._emit(RunEvent("started", job.key, job.attempt, self.elapsed()))
 
     async def _place_and_run(self, job: Job, number: int, slot: int) -> TestExecutionResult:
         """`preparing` while a job's checkout is made (worktree, patch, setup), then
@@ -252,11 +258,12 @@ class LocalBatch:
             self._emit(RunEvent("preparing", job.key, job.attempt, self.elapsed()))
             try:
                 async with self.checkouts.lease(job.checkout) as path:
-                    self._emit(RunEvent("started", job.key, job.attempt, self.elapsed()))
+                    self._started(job, number)
                     return await self._execute(job, path, number, slot)
             except CheckoutError as exc:
-                return results.error_result(job, str(exc), -1)
-        self._emit(RunEvent("started", job.key, job.attempt, self.elapsed()))
+                failure = results.checkout_failure(str(exc))
+                return results.error_result(job, str(exc), -1, failure=failure)
+        self._started(job, number)
         if job.cwd is None:
             return results.error_result(job, f"no worktree given for hypothesis {job.key!r}", 126)
         return await self._execute(job, job.cwd, number, slot)
@@ -271,10 +278,10 @@ class LocalBatch:
             script = results.seed_script(cwd, job)
             if not script.is_file():
                 message = f"test script not found: {script}"
-                return results.error_result(job, message, 127, worktree=cwd)
+                return results.error_result(job, message, 127, worktree=cwd, failure="command")
             if not os.access(script, os.X_OK):
                 message = f"test script is not executable: {script}"
-                return results.error_result(job, message, 126, worktree=cwd)
+                return results.error_result(job, message, 126, worktree=cwd, failure="command")
             argv = [str(script)]
         command = argv
         if job.sandbox is not None:  # isolation: sandbox (the launcher execs the test)

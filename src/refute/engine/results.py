@@ -7,9 +7,11 @@ from __future__ import annotations
 import functools
 import re
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
+from refute.document import FailureKind
 from refute.engine import runners
 from refute.engine.process import ProcessOutcome, ProcessSpec
 from refute.engine.protocol import Job
@@ -17,6 +19,7 @@ from refute.model import TestExecutionResult, TestResult, classify_exit, seed_co
 
 __all__ = [
     "NOT_RUN_MESSAGE",
+    "checkout_failure",
     "error_result",
     "exit_message",
     "log_paths",
@@ -63,6 +66,7 @@ def outcome_result(
     else:
         exit_code = outcome.exit_code
         result, message = _classify(job, runner, exit_code, stdout, stderr)
+    failure = _failure(result, exit_code, message)
     metrics: dict[str, Any] = {
         "confidence": seed_confidence(result, outcome.duration),
         "attempt": job.attempt,
@@ -81,6 +85,8 @@ def outcome_result(
                 f"{name} log capped: {capture.log_dropped} bytes dropped from the middle"
                 f" of {capture.log_path} (the cut is marked in the log)"
             )
+    if failure is not None:
+        metrics["failure"] = failure
     if outcome.leftovers_killed:
         metrics["leftover_processes_killed"] = outcome.leftovers_killed
     if outcome.output_abandoned:
@@ -146,10 +152,29 @@ def _classify(
     return result, message
 
 
+def _failure(result: TestResult, exit_code: int, message: str) -> FailureKind | None:
+    """How a finished run that is no evidence failed (`metrics.failure`); None otherwise."""
+    if result is TestResult.TIMEOUT:
+        return "timeout"
+    if result is not TestResult.ERROR:
+        return None
+    if message.startswith("failed differently"):
+        return "pattern"
+    if exit_code in (126, 127):
+        return "command"
+    return "error" if exit_code == -1 else "harness"
+
+
 def error_result(
-    job: Job, message: str, exit_code: int, *, worktree: Path | str | None = None
+    job: Job,
+    message: str,
+    exit_code: int,
+    *,
+    worktree: Path | str | None = None,
+    failure: FailureKind = "error",
 ) -> TestExecutionResult:
-    """A run that could not start: no place to run, a missing script, a failed checkout."""
+    """A run that could not start: no place to run, a missing script, a failed checkout.
+    `failure` says how (`metrics.failure`), so the advice can fit it."""
     return TestExecutionResult(
         hypothesis_id=job.key,
         result=TestResult.ERROR,
@@ -160,16 +185,29 @@ def error_result(
         metrics={
             "confidence": seed_confidence(TestResult.ERROR, 0.0),
             "attempt": job.attempt,
+            "failure": failure,
         },
     )
 
 
-def not_run_result(job: Job) -> TestExecutionResult:
-    """A run that was cancelled before it finished (or before it started)."""
+def checkout_failure(message: str) -> FailureKind:
+    """How a checkout failed, from its error: the patch, the setup, or the worktree."""
+    if "does not apply" in message:
+        return "patch"
+    if message.startswith("setup failed"):
+        return "setup"
+    return "error"
+
+
+def not_run_result(job: Job, *, started_at: float = 0.0) -> TestExecutionResult:
+    """A run that was cancelled before it finished (or before it started). One that had
+    started keeps its start time (`started_at`, epoch seconds) and the time it ran."""
+    ran = max(0.0, time.time() - started_at) if started_at > 0 else 0.0
     return TestExecutionResult(
         hypothesis_id=job.key,
         result=TestResult.SKIP,
-        duration=0.0,
+        duration=round(ran, 6),
+        started_at=started_at,
         exit_code=-1,
         worktree_path=str(job.cwd or ""),
         error_message=NOT_RUN_MESSAGE,

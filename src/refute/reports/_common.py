@@ -22,8 +22,10 @@ from refute.document import (
     CONTROL_ID,
     CONTROL_NOT_REPRODUCED,
     CONTROL_REPRODUCED,
+    FAILURE_KINDS,
     OUTCOME_KEYS,
     CountKey,
+    FailureKind,
     HypothesisEntry,
     OutcomeCounts,
     RunRecord,
@@ -33,6 +35,7 @@ from refute.document import (
     Verdict,
     explain,
 )
+from refute.document.failures import failure_kind_of
 from refute.errors import ConfigError
 
 __all__ = [
@@ -69,18 +72,6 @@ _ANSI: Final = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\
 # Everything XML 1.0 forbids (C0 controls but tab/newline, lone surrogates, U+FFFE/U+FFFF),
 # plus DEL and the C1 controls (0x9b is an 8-bit CSI).
 _FORBIDDEN: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-
-#: How a run that gave no evidence failed (`failure_kind`): each kind has its own advice.
-FailureKind = Literal["patch", "setup", "command", "harness", "timeout", "pattern", "error"]
-FAILURE_KINDS: Final[dict[FailureKind, str]] = {
-    "patch": "the patch did not apply",
-    "setup": "the setup failed",
-    "command": "the command was not found or could not be executed",
-    "harness": "the test harness failed (a usage error or a crash, not a test failure)",
-    "timeout": "the run timed out",
-    "pattern": "it failed differently (the output does not match failure_pattern)",
-    "error": "the run could not be carried out",
-}
 
 #: What a colour means, in every format: a verdict and the runs behind it share a tone.
 #: "survives": SUPPORTED, and a run whose outcome supports its hypothesis; "ruled_out":
@@ -227,26 +218,8 @@ def verdict_meaning(verdict: Verdict, supported_if: SupportedIf) -> str:
 
 
 def failure_kind(run: RunRecord) -> FailureKind | None:
-    """How a run that is no evidence failed, or None (a pass, a fail, a skip, not run).
-
-    `metrics.failure` says it when the engine recorded it; older documents are read from
-    the result, exit code and message."""
-    recorded = (run.metrics.model_extra or {}).get("failure")
-    if isinstance(recorded, str) and recorded in FAILURE_KINDS:
-        return recorded
-    if run.metrics.not_run or run.result not in ("timeout", "error"):
-        return None
-    if run.result == "timeout":
-        return "timeout"
-    message = run.error_message
-    kinds: list[tuple[bool, FailureKind]] = [
-        ("does not apply" in message, "patch"),
-        ("setup failed" in message[:80], "setup"),
-        (message.startswith("failed differently"), "pattern"),
-        (run.exit_code in (126, 127) or "command not found" in message, "command"),
-        (run.exit_code != 0 and not message.startswith(("worktree", "could not")), "harness"),
-    ]
-    return next((kind for matches, kind in kinds if matches), "error")
+    """How a run that is no evidence failed, or None (`refute.document.failures`)."""
+    return failure_kind_of(run.model_dump())
 
 
 def run_tone(run: RunRecord, supported_if: SupportedIf) -> Tone:

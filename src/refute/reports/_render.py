@@ -45,10 +45,24 @@ def render(doc: Mapping[str, Any], fmt: str, *, color: bool = False, width: int 
 
 
 def render_json(doc: Mapping[str, Any]) -> str:
-    """The document itself, as JSON (what `REPORT_JSON_SCHEMA` describes), key for key as
-    given; a document that is not one is refused like in every other format."""
-    parse(doc)
-    return dump_json(doc)
+    """The document itself, as JSON (what `REPORT_JSON_SCHEMA` describes): every key it
+    has, in the models' order (so a session renders byte for byte the same from `run` and
+    from `show`, whatever order the store read it in), keys the models do not know last.
+    A document that is not one is refused like in every other format."""
+    template = parse(doc).model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return dump_json(_ordered_like(doc, template))
+
+
+def _ordered_like(value: object, template: object) -> object:
+    """`value` with the keys of every object in `template`'s order (its own keys that the
+    template lacks last, as given); the values are `value`'s, unchanged."""
+    if isinstance(value, Mapping) and isinstance(template, Mapping):
+        keys = [key for key in template if key in value]
+        keys += [key for key in value if key not in template]
+        return {key: _ordered_like(value[key], template.get(key)) for key in keys}
+    if isinstance(value, list) and isinstance(template, list) and len(value) == len(template):
+        return [_ordered_like(item, like) for item, like in zip(value, template, strict=True)]
+    return value
 
 
 def finite(value: object) -> object:

@@ -299,7 +299,8 @@ class WorktreePool:
                 f" {free // 2**20} MiB free",
                 hypothesis_id,
             )
-        name = f"{hypothesis_id}-{secrets.token_hex(3)}"
+        # Named for no hypothesis: a slot is reused by others, and its path is reported.
+        name = f"slot-{secrets.token_hex(4)}"
         path = self._slot_path(name)
         info: dict[str, Any] = {"state": "creating", "pid": os.getpid(), "created": time.time()}
         try:
