@@ -77,12 +77,16 @@ def cli_env() -> dict[str, str]:
 
 
 def refute_cli(
-    *args: object, cwd: Path, timeout: float = TIMEOUT, exe: Path = REFUTE
+    *args: object,
+    cwd: Path,
+    timeout: float = TIMEOUT,
+    exe: Path = REFUTE,
+    env_extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [str(exe), *map(str, args)],
         cwd=cwd,
-        env=cli_env(),
+        env={**cli_env(), **(env_extra or {})},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -152,6 +156,10 @@ class Project:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
+    return make_project(tmp_path)
+
+
+def make_project(tmp_path: Path) -> Project:
     """A repository whose add() subtracts, and beside it a plans directory with a candidate
     fix made the way a developer makes one: edit, `git diff`, restore."""
     repo = make_repo(tmp_path / "repo", {"calc.py": BUGGY, "check.py": CHECK})
@@ -583,11 +591,9 @@ def test_check_runs_nothing(project: Project) -> None:
     proc = project.run("check", plan)
     assert proc.returncode == 0, proc.stderr
     assert "valid" in proc.stdout
-    assert re.search(
-        r"^parallelize \(the seed's rule, advisory\): (yes|no) — ", proc.stdout, re.MULTILINE
-    ), proc.stdout
-    assert re.search(r"uses concurrency \d+ either way", " ".join(proc.stdout.split())), proc.stdout
-    assert "control:" in proc.stdout
+    assert re.search(r"^estimate: \d+ runs \(", proc.stdout, re.MULTILINE), proc.stdout
+    assert re.search(r"\d+ at a time", " ".join(proc.stdout.split())), proc.stdout
+    assert "control (on the unmodified base" in proc.stdout
     assert "would run" in proc.stdout
     assert "started" not in proc.stderr
     # Nothing ran and nothing was made.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,13 +35,15 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert tests in ci
 
 
-def test_demo_command_runs_and_finds_the_planted_bug():
+def test_demo_command_runs_and_finds_the_planted_bug(tmp_path):
+    env = {**os.environ, "REFUTE_HOME": str(tmp_path / "home")}  # its session is stored
     proc = subprocess.run(
         [sys.executable, "-m", "refute.cli", "demo"],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     rows = {}

@@ -49,6 +49,9 @@ def state_dir() -> Path:
 
 
 def cache_dir() -> Path:
+    override = os.environ.get("REFUTE_CACHE_DIR")  # the demo's throwaway worktrees
+    if override:
+        return Path(override).expanduser().resolve()
     home = refute_home()
     if home is not None:
         return home / "cache"

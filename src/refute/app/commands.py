@@ -17,7 +17,7 @@ from typing import Any
 from refute.app.example import demo_environment
 from refute.app.isolated import clean_after_dead
 from refute.app.preflight import Finding, Findings, find_problems
-from refute.app.queries import history, show
+from refute.app.queries import Listed, Shown, history, history_of, show, show_session
 from refute.app.retention import PruneReport, prune
 from refute.app.run import (
     CreatedCallback,
@@ -43,13 +43,18 @@ from refute.workspace.worktrees import Repository
 __all__ = [
     "CheckReport",
     "CleanResult",
+    "Listed",
+    "PlanEstimate",
     "RunOptions",
+    "Shown",
     "check",
     "clean",
     "demo",
     "history",
+    "history_of",
     "run_plan",
     "show",
+    "show_session",
 ]
 
 
@@ -78,6 +83,58 @@ class CheckReport:
     @property
     def valid(self) -> bool:
         return not self.findings.problems
+
+    @property
+    def estimate(self) -> PlanEstimate:
+        return plan_estimate(self.spec)
+
+
+@dataclass(frozen=True)
+class PlanEstimate:
+    """How long a plan should take, from its `estimated_test_time`s: every run counted
+    (each hypothesis' repeats and the control's), one after another and `concurrency`
+    at a time, plus the cost model's overhead of making the worktrees."""
+
+    hypotheses: int
+    hypothesis_runs: int
+    control_runs: int
+    concurrency: int
+    sequential_seconds: float  # every run, one after another
+    parallel_seconds: float  # `concurrency` at a time, plus the overhead
+    overhead_seconds: float
+    cost_source: str  # "measured" (this machine's calibration) or "default"
+
+    @property
+    def runs(self) -> int:
+        return self.hypothesis_runs + self.control_runs
+
+
+def plan_estimate(spec: SessionSpec) -> PlanEstimate:
+    """The `PlanEstimate` of a session spec (runs nothing)."""
+    durations = [
+        float(hyp.estimated_test_time) for hyp in spec.hypotheses for _ in range(hyp.repeat)
+    ]
+    control_runs = 0
+    if spec.control is not None:
+        control_runs = spec.control.repeat
+        durations += [float(spec.control.estimated_test_time)] * control_runs
+    concurrency = max(1, spec.config.concurrency())
+    decision = spec.parallel_decision or {}
+    overhead = float(decision.get("overhead") or 0.0)
+    # Longest-first onto `concurrency` lanes: a fair guess of the wall time of the batch.
+    lanes = [0.0] * concurrency
+    for duration in sorted(durations, reverse=True):
+        lanes[lanes.index(min(lanes))] += duration
+    return PlanEstimate(
+        hypotheses=len(spec.hypotheses),
+        hypothesis_runs=sum(hyp.repeat for hyp in spec.hypotheses),
+        control_runs=control_runs,
+        concurrency=concurrency,
+        sequential_seconds=sum(durations),
+        parallel_seconds=max(lanes, default=0.0) + overhead,
+        overhead_seconds=overhead,
+        cost_source=str(decision.get("cost_source") or "default"),
+    )
 
 
 async def check(

@@ -162,16 +162,18 @@ def _yaml_quote(text: str) -> str:
 
 @asynccontextmanager
 async def demo_environment() -> AsyncIterator[tuple[Path, Path]]:
-    """A temporary directory with the demo repository, its plan, and refute's own state
-    (REFUTE_HOME points there for the duration, so the demo leaves nothing behind)."""
-    previous = os.environ.get("REFUTE_HOME")
+    """A temporary directory with the demo repository, its plan, and refute's cache of
+    worktrees (REFUTE_CACHE_DIR points there for the duration, so no worktree of the
+    throwaway repository outlives it). The session and its logs go to refute's state like
+    any other session's: `refute show ID` works after the demo."""
+    previous = os.environ.get("REFUTE_CACHE_DIR")
     with tempfile.TemporaryDirectory(prefix="refute-demo-") as tmp:
         root = Path(tmp)
-        os.environ["REFUTE_HOME"] = str(root / "refute-home")
+        os.environ["REFUTE_CACHE_DIR"] = str(root / "cache")
         try:
             yield await write_demo_repository(root)
         finally:
             if previous is None:
-                os.environ.pop("REFUTE_HOME", None)
+                os.environ.pop("REFUTE_CACHE_DIR", None)
             else:
-                os.environ["REFUTE_HOME"] = previous
+                os.environ["REFUTE_CACHE_DIR"] = previous

@@ -14,7 +14,7 @@ from refute.document import EXIT_CODES
 from refute.errors import Interrupted
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable, Coroutine, Sequence
 
     from rich.console import Console
     from rich.table import Table
@@ -32,18 +32,25 @@ __all__ = [
     "run_with_progress",
     "say_if_failed",
     "say_if_halted",
+    "seconds_words",
     "standard_streams",
 ]
 
+EXIT_USAGE = EXIT_CODES["usage"]
 EXIT_INFRASTRUCTURE = EXIT_CODES["infrastructure"]
 EXIT_INTERRUPTED = EXIT_CODES["interrupted"]
 
 
 def console() -> Console:
-    """A console for stdout; when it is not a terminal, wide enough that ids never wrap."""
+    """A console for stdout: a terminal's width; when it is not a terminal, $COLUMNS if
+    set (tables fold, they never cut an id), else wide enough that ids never wrap."""
     from rich.console import Console  # noqa: PLC0415 - lazy: start-up
 
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    if sys.stdout.isatty():
+        return Console()
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and 20 <= int(columns) <= 1000 else 200
+    return Console(width=width)
 
 
 def add_plain_row(table: Table, *cells: str) -> None:
@@ -102,26 +109,64 @@ def check_json(plan: Path, report: CheckReport) -> str:
 # -- output ---------------------------------------------------------------------------------
 
 
-def emit_report(doc: dict[str, Any], fmt: str, output: Path | None) -> None:
+def seconds_words(seconds: float) -> str:
+    """A duration rounded the way a person says it: "under 0.1 s", "0.4 s", "12 s",
+    "3 min 20 s", "1 h 5 min"."""
+    if seconds < 0.1:
+        return "under 0.1 s"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{round(seconds)} s"
+    tens = round(seconds / 10) * 10
+    if tens < 3600:
+        minutes, rest = divmod(tens, 60)
+        return f"{minutes} min" + (f" {rest} s" if rest else "")
+    hours, rest = divmod(round(seconds / 60), 60)
+    return f"{hours} h" + (f" {rest} min" if rest else "")
+
+
+def _write(path: Path, text: str, fmt: str) -> None:
+    try:
+        path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}", EXIT_INFRASTRUCTURE)
+    click.echo(f"refute: {fmt} report written to {path}", err=True)
+
+
+def emit_report(
+    doc: dict[str, Any],
+    fmt: str,
+    output: Path | None,
+    *,
+    verbose: bool = False,
+    junit_supported: str = "failure",
+    exports: Sequence[tuple[str, Path]] = (),
+) -> None:
+    """The report in `fmt` on stdout (or to `output`), and each `--export-*` file."""
     from refute import reports  # noqa: PLC0415 - lazy: start-up
 
+    options: dict[str, Any] = {"verbose": verbose, "junit_supported": junit_supported}
+    for export_fmt, path in exports:
+        _write(path, reports.render(doc, export_fmt, **options), export_fmt)
     if output is not None:
-        text = reports.render(doc, fmt)
-        try:
-            output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        except OSError as exc:
-            fail(f"cannot write {output}: {exc.strerror or exc}", EXIT_INFRASTRUCTURE)
-        click.echo(f"refute: {fmt} report written to {output}", err=True)
+        _write(output, reports.render(doc, fmt, **options), fmt)
         return
     if fmt == "text":
         color = sys.stdout.isatty()
         from rich.console import Console  # noqa: PLC0415 - lazy: start-up
 
-        width = Console().width if color else 100
-        click.echo(reports.render(doc, "text", color=color, width=width), nl=False)
+        width = Console().width if color else _plain_width()
+        click.echo(reports.render(doc, "text", color=color, width=width, **options), nl=False)
     else:
-        text = reports.render(doc, fmt)
+        text = reports.render(doc, fmt, **options)
         click.echo(text if text.endswith("\n") else text + "\n", nl=False)
+
+
+def _plain_width() -> int:
+    """The text report's width when stdout is not a terminal: $COLUMNS if set, else 100."""
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and 20 <= int(columns) <= 1000 else 100
 
 
 def run_with_progress(

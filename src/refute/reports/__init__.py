@@ -24,6 +24,7 @@ from refute.reports._common import (
     TAIL_LINES,
     UNRELIABLE_NOTE,
     clean_text,
+    command_text,
 )
 from refute.reports._html import render_html
 from refute.reports._junit import JUNIT_STREAM_LIMIT, render_junit
@@ -53,6 +54,7 @@ __all__ = [
     "UNRELIABLE_NOTE",
     "VERDICTS",
     "clean_text",
+    "command_text",
     "dump_json",
     "finite",
     "render",

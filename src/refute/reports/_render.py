@@ -25,7 +25,15 @@ FORMATS: Final = ("text", "json", "markdown", "junit", "html")
 REPORT_JSON_SCHEMA: Final[dict[str, Any]] = document_json_schema()
 
 
-def render(doc: Mapping[str, Any], fmt: str, *, color: bool = False, width: int = 100) -> str:
+def render(
+    doc: Mapping[str, Any],
+    fmt: str,
+    *,
+    color: bool = False,
+    width: int = 100,
+    verbose: bool = False,
+    junit_supported: str = "failure",
+) -> str:
     """Render a session document in one of `FORMATS`.
 
     `color` and `width` only concern the text format. Raises `ConfigError` (field
