@@ -396,9 +396,7 @@ def check_progress(stderr: str, doc: dict[str, Any]) -> None:
         started = re.findall(
             rf"\] started\s+{re.escape(hyp['id'])} \(run \d+/\d+\)$", stderr, re.MULTILINE
         )
-        finished = re.findall(
-            rf"\] finished\s+{re.escape(hyp['id'])} \(run \d+/\d+\): ", stderr, re.MULTILINE
-        )
+        finished = re.findall(rf"\] finished\s+{re.escape(hyp['id'])}: ", stderr, re.MULTILINE)
         assert len(started) == len(hyp["runs"]), (hyp["id"], stderr)
         assert len(finished) == len(hyp["runs"]), (hyp["id"], stderr)
 

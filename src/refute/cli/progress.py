@@ -111,7 +111,7 @@ class Progress:
         """Record `event` in `row`; the plain line it prints ("" for none)."""
         now = self.clock()
         attempt = row.attempt(event.attempt)
-        run = f"(run {event.attempt}/{row.total})"
+        run = f"run {event.attempt}/{row.total}"
         stamp = f"[{event.elapsed:7.2f}s]"
         if attempt.began is None:
             attempt.began = now
@@ -120,20 +120,21 @@ class Progress:
             return ""
         if event.kind == "started":
             attempt.state, attempt.started = "running", True
-            return f"{stamp} started   {row.id} {run}"
+            return f"{stamp} started   {row.id} ({run})"
         attempt.ended = now
         result = event.result
         if result is None or result.not_run:
+            stopped = ", stopped while it ran" if attempt.active else ""
             attempt.state = "cancelled" if attempt.active else "not_run"
-            return f"{stamp} finished  {row.id} {run}: {attempt.label}"
+            return f"{stamp} finished  {row.id}: not run ({run}{stopped})"
         attempt.state, attempt.outcome = "finished", result.result.value
         attempt.record = record_of(result.to_dict())
         outcome = result.result.value
         kind = attempt.kind
         if kind is not None and kind != "timeout":
             outcome += f", {FAILURE_KINDS[kind]}"
-        line = f"{stamp} finished  {row.id} {run}: {outcome}"
-        line += f" (exit {result.exit_code}, {result.duration:.2f}s)"
+        line = f"{stamp} finished  {row.id}: {outcome}"
+        line += f" ({run}, exit {result.exit_code}, {result.duration:.2f}s)"
         message = one_line_text(result.error_message, _MESSAGE_LIMIT)
         if message and result.result.value in ("error", "timeout"):
             line += f": {message}"
@@ -210,6 +211,7 @@ class Progress:
                 self.stopped_at = self.clock()
                 self.interrupted = interrupted
                 for row in self.rows.values():
+                    row.interrupted = interrupted
                     for attempt in row.attempts.values():
                         if attempt.active or (interrupted and attempt.state == "cancelled"):
                             attempt.state = "interrupted" if interrupted else "cancelled"

@@ -93,6 +93,7 @@ class Row:
     total: int
     supported_if: SupportedIf = "fails"
     attempts: dict[int, Attempt] = field(default_factory=dict)
+    interrupted: bool = False  # the session was interrupted (Ctrl-C) before it ended
 
     def __post_init__(self) -> None:
         for number in range(1, self.total + 1):
@@ -115,7 +116,8 @@ class Row:
         """The row's state: its most telling run's (running over setup over queued ...).
 
         A run that failed before its command started (the checkout, patch or setup) makes
-        the row an `error` at once, also while its other runs wait: not `queued`."""
+        the row an `error` at once, also while its other runs wait: not `queued`. After
+        Ctrl-C a row with runs that never came is `interrupted` (`not run` if none ran)."""
         runs = list(self.attempts.values())
         states = {a.state for a in runs}
         outcomes = {a.outcome for a in runs if a.state == "finished"}
@@ -127,6 +129,7 @@ class Row:
             ("queued" in states and any(a.failed_before_start for a in runs), "error"),
             ("queued" in states, "queued"),
             (states == {"not_run"}, "not run"),
+            (self.interrupted and "not_run" in states, "interrupted"),
             ("cancelled" in states, "cancelled"),
             (outcomes == {"error"}, "error"),
         ]
