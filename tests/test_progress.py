@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 from refute.cli.progress import Progress
-from refute.cli.progress_rows import Row, clock_text
+from refute.cli.progress_rows import Row, clock_text, elapsed_text
 from refute.engine import results
 from refute.engine.protocol import Job, RunEvent
 from refute.model import TestExecutionResult, TestResult
@@ -210,6 +210,8 @@ def test_eta_counts_only_the_runs_that_can_go_at_once() -> None:
 def test_clock_text() -> None:
     shown = [clock_text(s) for s in (0, 42.9, 98, 3723, None)]
     assert shown == ["0:00", "0:42", "1:38", "1:02:03", "-"]
+    shown = [elapsed_text(s) for s in (0.42, 59.94, 60, 754, None)]
+    assert shown == ["0.4s", "59.9s", "1:00", "12:34", ""]
 
 
 # -- rows ------------------------------------------------------------------------------------
@@ -245,7 +247,7 @@ def test_setup_state_while_the_setup_runs() -> None:
     view.event(RunEvent("preparing", "h", 1, 0.0))
     clock.advance(5)
     assert table_rows(draw(view))["h"]["state"] == "setup"
-    assert table_rows(draw(view))["h"]["elapsed"] == "0:05"
+    assert table_rows(draw(view))["h"]["elapsed"] == "5.0s"
     view.event(RunEvent("started", "h", 1, 5.0))
     assert table_rows(draw(view))["h"]["state"] == "running"
 
@@ -262,8 +264,8 @@ def test_elapsed_ticks_while_running_and_freezes_when_done() -> None:
     first = table_rows(draw(view))
     clock.advance(60)
     later = table_rows(draw(view))
-    assert (first["quick"]["elapsed"], later["quick"]["elapsed"]) == ("0:03", "0:03")
-    assert (first["slow"]["elapsed"], later["slow"]["elapsed"]) == ("0:03", "1:03")
+    assert (first["quick"]["elapsed"], later["quick"]["elapsed"]) == ("3.0s", "3.0s")
+    assert (first["slow"]["elapsed"], later["slow"]["elapsed"]) == ("3.0s", "1:03")
     assert first["control"]["elapsed"] == ""  # never started
 
 

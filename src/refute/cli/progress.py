@@ -18,7 +18,14 @@ import click
 from rich.console import Console, Group
 from rich.text import Text
 
-from refute.cli.progress_rows import STATES, Row, clock_text, eta_seconds, record_of
+from refute.cli.progress_rows import (
+    STATES,
+    Row,
+    clock_text,
+    elapsed_text,
+    eta_seconds,
+    record_of,
+)
 from refute.document import CONTROL_ID
 from refute.reports._common import FAILURE_KINDS, TONE_STYLE, one_line_text
 
@@ -188,11 +195,10 @@ class Progress:
         table.add_column("runs", width=fixed["runs"], justify="right", no_wrap=True)
         table.add_column("outcomes", width=outcomes_width, overflow="fold")
         for row in rows:
-            elapsed = row.elapsed(now)
             table.add_row(
                 Text(row.id),  # Text: an id is never read as rich markup
                 row.state,
-                "" if elapsed is None else clock_text(elapsed),
+                elapsed_text(row.elapsed(now)),
                 f"{row.done}/{row.total}",
                 _outcomes(row),
             )

@@ -22,6 +22,7 @@ __all__ = [
     "Attempt",
     "Row",
     "clock_text",
+    "elapsed_text",
     "eta_seconds",
 ]
 
@@ -211,3 +212,11 @@ def clock_text(seconds: float | None) -> str:
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def elapsed_text(seconds: float | None) -> str:
+    """A row's elapsed time: tenths of a second under a minute (most tests take seconds,
+    and "0:00" would say nothing), a clock above."""
+    if seconds is None or not math.isfinite(seconds):
+        return ""
+    return f"{seconds:.1f}s" if seconds < 60 else clock_text(seconds)
