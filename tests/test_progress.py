@@ -298,6 +298,7 @@ def interrupted_session(*, live: bool) -> tuple[Progress, Clock]:
     view.event(RunEvent("preparing", "in-setup", 1, 2.0))
     clock.advance(3)
     view.event(RunEvent("finished", "running", 1, 5.0, results.not_run_result(job("running"))))
+    view.event(RunEvent("finished", "queued", 1, 5.0, results.not_run_result(job("queued"))))
     return view, clock
 
 
@@ -315,7 +316,7 @@ def test_after_ctrl_c_nothing_reads_running_or_queued() -> None:
         "done": "done",
         "queued": "not run",
     }
-    assert cells["queued"]["outcomes"] == "1 not run"
+    assert (cells["queued"]["outcomes"], cells["queued"]["elapsed"]) == ("1 not run", "")
     assert cells["running"]["outcomes"] == "1 interrupted"
     assert lines[0] == "1/4 runs  25%  elapsed 0:05  interrupted  1 not run"
     # Frozen: time goes on, the drawing does not change; a second stop changes nothing.

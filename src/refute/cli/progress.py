@@ -120,7 +120,7 @@ class Progress:
         attempt = row.attempt(event.attempt)
         run = f"run {event.attempt}/{row.total}"
         stamp = f"[{event.elapsed:7.2f}s]"
-        if attempt.began is None:
+        if attempt.began is None and event.kind != "finished":  # a slot was taken for it
             attempt.began = now
         if event.kind == "preparing":  # worktree, patch and setup: shown in the live view only
             attempt.state = "setup" if self.has_setup else "preparing"
