@@ -179,7 +179,7 @@ def run_with_progress(
     try:
         return run_interruptible(lambda: factory(progress))
     except Interrupted:
-        progress.stop()
+        progress.stop(interrupted=True)
         hint = (
             f"; finish it with `refute resume {progress.session_id}`" if progress.session_id else ""
         )
