@@ -940,7 +940,8 @@ def test_recommend_mentions_pending_hypotheses_to_resume():
     assert rec["action"] == "new_hypotheses"
     assert rec["message"] == "No hypothesis survived (1 falsified, 1 pending)."
     assert _texts(rec)[0] == (
-        "Resume the session to run the pending hypothesis: b (refute resume 20261128T011500-3f9a2c)."
+        "Resume the session to run the pending hypothesis: b"
+        " (refute resume 20261128T011500-3f9a2c)."
     )
     assert rec["next_steps"][0]["action"] == "resume"
     assert rec["next_steps"][0]["command"] == "refute resume 20261128T011500-3f9a2c"

@@ -14,8 +14,8 @@ from typing import Final, Literal
 
 from pydantic import ValidationError
 
-from refute.document import OUTCOME_KEYS, RunRecord, SupportedIf
-from refute.reports._common import FAILURE_KINDS, FailureKind, Tone, failure_kind, run_tone
+from refute.document import FAILURE_KINDS, OUTCOME_KEYS, FailureKind, RunRecord, SupportedIf
+from refute.reports._common import Tone, failure_kind, run_tone
 
 __all__ = [
     "STATES",
