@@ -354,7 +354,9 @@ def test_a_run_that_failed_before_starting_is_an_error(
 ) -> None:
     view, _ = progress(session([{"id": "broken", "repeat": 3}]))
     view.event(RunEvent("preparing", "broken", 1, 0.0))
-    failed = results.error_result(job("broken"), message, -1)
+    failed = results.error_result(
+        job("broken"), message, -1, failure=results.checkout_failure(message)
+    )  # as the engine makes it
     view.event(RunEvent("finished", "broken", 1, 0.4, failed))
     cells = table_rows(draw(view))["broken"]
     # Its other runs still wait, but the row already says it failed and how.
