@@ -50,6 +50,9 @@ _NOTE_ROOM: Final = 1_000
 #: Characters of a description in the verdict table (the details have room for more).
 _CELL_LIMIT: Final = 300
 
+#: Characters at the end of a stream read for its last lines (`tail_lines` keeps 4,000).
+_TAIL_SOURCE: Final = 64_000
+
 _MD_SPECIAL: Final = re.compile(r"([\\`*_\[\]|~#])")
 
 
@@ -83,30 +86,45 @@ def _size(lines: Iterable[str]) -> int:
 
 
 class _Paths:
-    """Replaces the session's local paths in text: a log by its file name, a file in the log
-    directory by its name, a run's worktree by `<worktree>`."""
+    """Replaces the session's local paths in text: a file in a log directory by its name
+    (a log is named by its run: `token-race.run1.stderr`), a run's worktree by `<worktree>`.
+
+    One regular expression for all of them: a session may have thousands of runs."""
 
     def __init__(self, document: SessionDocument) -> None:
         runs = [run for hyp in document.hypotheses for run in hyp.runs]
         runs += document.control.runs if document.control is not None else []
         logs: set[str] = set()
-        self.worktrees: set[str] = set()
+        worktrees: set[PurePath] = set()
         for run in runs:
             logs.update(path for path in (run.stdout_log, run.stderr_log) if path)
             if run.metrics.setup is not None:
                 logs.update(run.metrics.setup.logs)
             if run.worktree_path:
-                self.worktrees.add(clean_text(run.worktree_path).rstrip("/"))
-        self.folders = {str(PurePath(clean_text(path)).parent) + "/" for path in logs}
-        self.folders.discard("./")
+                worktrees.add(PurePath(clean_text(run.worktree_path)))
+        folders = {str(PurePath(clean_text(path)).parent) for path in logs} - {".", "/"}
+        # Worktrees share a parent (the pool's directory): any directory in it is one. A
+        # worktree right under the root is matched by itself, or every path would be.
+        parents = {str(tree.parent) for tree in worktrees if len(tree.parts) > 2}
+        exact = {str(tree) for tree in worktrees if len(tree.parts) <= 2} - {"/"}
+        options = [(re.escape(folder) + "/", "folder") for folder in folders]
+        options += [(re.escape(parent) + r"/[^/\s'\"`]+", "tree") for parent in parents]
+        options += [(re.escape(tree) + r"(?![^/\s'\"`])", "tree") for tree in exact]
+        options.sort(key=lambda option: len(option[0]), reverse=True)
+        self._pattern = (
+            re.compile("|".join(f"(?P<{kind}{n}>{text})" for n, (text, kind) in enumerate(options)))
+            if options
+            else None
+        )
 
     def __call__(self, text: str) -> str:
-        # Longest first: a worktree inside another, a folder inside another.
-        for folder in sorted(self.folders, key=len, reverse=True):
-            text = text.replace(folder, "")
-        for worktree in sorted(self.worktrees, key=len, reverse=True):
-            text = text.replace(worktree, "<worktree>")
-        return text
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(_replacement, text)
+
+
+def _replacement(match: re.Match[str]) -> str:
+    return "" if (match.lastgroup or "").startswith("folder") else "<worktree>"
 
 
 def _log_name(path: str) -> str:
@@ -151,6 +169,12 @@ def _run_lines(run: Run, command: str, paths: _Paths) -> list[str]:
     return lines
 
 
+def _tail(output: str) -> str:
+    """`tail_lines` of a stream, cleaned: only its end is read (a run's output may be
+    megabytes), enough of it that the tail is the same unless cleaning drops most of it."""
+    return tail_lines(clean_text(output[-_TAIL_SOURCE:]))
+
+
 def _group_label(attempts: list[int], same_text: bool) -> str:
     if len(attempts) == 1:
         return f"run {attempts[0]}"
@@ -164,12 +188,12 @@ def _output_groups(runs: Sequence[Run], paths: _Paths) -> list[tuple[list[int], 
     are shown once, with their numbers and count."""
     shown: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        key = (tail_lines(run.text("stdout")), tail_lines(run.text("stderr")))
+        key = (_tail(run.data.stdout), _tail(run.data.stderr))
         if key[0].strip() or key[1].strip():
             shown.setdefault(key, []).append(run)
     groups = []
     for (stdout, stderr), group in shown.items():
-        full = {(run.text("stdout"), run.text("stderr")) for run in group}
+        full = {(run.data.stdout, run.data.stderr) for run in group}
         attempts = [run.attempt for run in group]
         lines = ["", f"**{_group_label(attempts, len(full) == 1)}**"]
         for name, text in (("stdout", stdout), ("stderr", stderr)):
