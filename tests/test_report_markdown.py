@@ -72,7 +72,7 @@ def setup_failure_document() -> dict[str, Any]:
         start=1.2,
         exit_code=1,
         stdout=f"rootdir: {WORKTREE}/cache-stale\ncollected 0 items\n",
-        message=f"setup failed: exit 1: pip: not found; log: {LOG_DIR}/cache-stale.setup.stderr.log",
+        message=f"setup failed: exit 1: no pip; log: {LOG_DIR}/cache-stale.setup.stderr.log",
     )
     run["metrics"]["setup"] = {
         "ok": False,
@@ -326,3 +326,21 @@ def test_the_omitted_count_is_the_runs_not_shown():
     total = sum(len(hyp["runs"]) for hyp in doc["hypotheses"])
     assert shown < total
     assert omitted(text) >= total - shown
+
+
+def test_one_hypothesis_with_thousands_of_runs_fits_too():
+    text = markdown(huge_document(1, 2000, 400))
+    assert utf16(text) <= LIMIT
+    assert omitted(text) > 0
+    balanced(text)
+    assert "| 1 | h0000-" in text
+
+
+def test_without_a_control_the_control_line_says_so_without_a_command():
+    doc = make_document()
+    doc["control"] = None
+    text = markdown(doc)
+    line = next(line for line in text.splitlines() if line.startswith("**Control:**"))
+    assert line.startswith("**Control:** none (the plan has no control test")
+    assert "`" not in line
+    assert "<summary>control</summary>" not in text

@@ -278,10 +278,11 @@ def _head(document: SessionDocument) -> list[str]:
             ),
             "",
         ]
-    # control_text ends with " $ <command>"; what comes before never holds " $ ".
-    what, _, _ = control_text(document).partition(" $ ")
+    # control_text ends with " $ <command>" when there is a control; what comes before
+    # never holds " $ ".
+    what, dollar, _ = control_text(document).partition(" $ ")
     control = document.control
-    command = f" {_code(command_text(control.test))}" if control is not None else ""
+    command = f" {_code(command_text(control.test))}" if control is not None and dollar else ""
     lines += [f"**Control:** {_md(what)}{command}", ""]
     return lines
 
