@@ -347,7 +347,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     rec_head, steps = _recommendation(document)
     timing = ["", f"**Timing:** {_md(timing_text(document))}", ""]
     show = _code(f"refute show {clean_text(document.session.id)}")
-    if any(run.logs() for row in rows for run in row.runs):
+    if any(run.logs() for run in [*control_runs(document), *(r for row in rows for r in row.runs)]):
         where = f"{show} on the machine that ran the session says where they are"
         timing += [f"Logs are named by file below; {where}.", ""]
 
