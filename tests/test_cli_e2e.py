@@ -253,8 +253,12 @@ def check_junit_report(text: str, doc: dict[str, Any]) -> None:
     suites = root.findall("testsuite")
     assert len(suites) == 1
     cases = suites[0].findall("testcase")
-    assert [case.get("name") for case in cases] == [h["id"] for h in doc["hypotheses"]]
-    for case, hyp in zip(cases, doc["hypotheses"], strict=True):
+    # The control is a testcase too (issue 10, point 13); it reproduced, so it passed.
+    assert [case.get("name") for case in cases] == ["control"] + [
+        h["id"] for h in doc["hypotheses"]
+    ]
+    assert {child.tag for child in cases[0]} & {"failure", "error", "skipped"} == set()
+    for case, hyp in zip(cases[1:], doc["hypotheses"], strict=True):
         children = {child.tag for child in case} & {"failure", "error", "skipped"}
         if hyp["verdict"] == "falsified":
             assert children == set(), hyp["id"]
@@ -267,7 +271,7 @@ def check_junit_report(text: str, doc: dict[str, Any]) -> None:
         else:  # pragma: no cover - the plans here give only those three
             pytest.fail(f"unexpected verdict {hyp['verdict']}")
     counts = doc["summary"]["counts"]
-    assert int(suites[0].get("tests", "-1")) == len(doc["hypotheses"])
+    assert int(suites[0].get("tests", "-1")) == len(doc["hypotheses"]) + 1
     assert int(suites[0].get("failures", "-1")) == counts["supported"] + counts["flaky"]
 
 
@@ -367,7 +371,9 @@ def check_markdown_report(text: str, doc: dict[str, Any]) -> None:
         if re.match(r"^\|\s*\d+\s*\|", line)
     ]
     assert [row[1] for row in rows] == [h["id"] for h in doc["hypotheses"]]
-    assert [row[3].strip("*") for row in rows] == [h["verdict"] for h in doc["hypotheses"]]
+    # The verdict cell: the verdict, then (after <br>) what it means.
+    verdicts = [row[3].split("<br>")[0].strip("*") for row in rows]
+    assert verdicts == [h["verdict"] for h in doc["hypotheses"]]
     assert text.count("<details>") == len(doc["hypotheses"]) + 1  # and the control
 
 

@@ -192,8 +192,15 @@ def test_junit_has_one_testcase_per_hypothesis_with_the_mapping():
     suite = suites[0]
     assert suite.get("name") == f"refute: {doc['session']['bug']}"
     cases = suite.findall("testcase")
-    assert [case.get("name") for case in cases] == [h["id"] for h in doc["hypotheses"]]
-    assert {case.get("classname") for case in cases} == {f"refute.{SESSION_ID}"}
+    # Step 4: the control is a testcase, and the classname is the bug's, not the session's.
+    assert [case.get("name") for case in cases] == ["control"] + [
+        h["id"] for h in doc["hypotheses"]
+    ]
+    assert {case.get("classname") for case in cases} == {
+        "refute.auth-service-randomly-rejects-valid-sessions-unicde"
+    }
+    properties = {prop.get("name"): prop.get("value") for prop in suite.iter("property")}
+    assert properties["session"] == SESSION_ID
     by_name = {case.get("name"): case for case in cases}
 
     supported = by_name["token-race"]
@@ -217,10 +224,13 @@ def test_junit_has_one_testcase_per_hypothesis_with_the_mapping():
     assert flaky_failure.get("message", "").startswith("flaky: ")
     assert float(flaky.get("time", "")) == pytest.approx(1.5)
 
-    expected = {"tests": "4", "failures": "2", "errors": "0", "skipped": "1"}
+    # junit-10.xsd allows `skipped` on the suite only; the control (reproduced) passes.
+    expected = {"tests": "5", "failures": "2", "errors": "0"}
     for element in (root, suite):
         assert {key: element.get(key) for key in expected} == expected
-    assert float(suite.get("time", "")) == pytest.approx(2.0 + 1.5 + 0.2 + 1.5)
+    assert suite.get("skipped") == "1"
+    assert root.get("skipped") is None
+    assert float(suite.get("time", "")) == pytest.approx(1.0 + 2.0 + 1.5 + 0.2 + 1.5)
 
 
 def test_junit_inconclusive_by_timeout_is_an_error_and_pending_is_skipped():

@@ -31,7 +31,9 @@ from refute.reports._junit import JUNIT_STREAM_LIMIT, render_junit
 from refute.reports._markdown import render_markdown
 from refute.reports._render import (
     FORMATS,
+    JUNIT_SUPPORTED,
     REPORT_JSON_SCHEMA,
+    JunitSupported,
     dump_json,
     finite,
     render,
@@ -46,6 +48,7 @@ __all__ = [
     "DIFFERENT_NOTE",
     "FORMATS",
     "JUNIT_STREAM_LIMIT",
+    "JUNIT_SUPPORTED",
     "MESSAGE_LIMIT",
     "OUTCOMES",
     "REPORT_JSON_SCHEMA",
@@ -53,6 +56,7 @@ __all__ = [
     "TAIL_LINES",
     "UNRELIABLE_NOTE",
     "VERDICTS",
+    "JunitSupported",
     "clean_text",
     "command_text",
     "dump_json",

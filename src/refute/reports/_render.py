@@ -12,11 +12,20 @@ from refute.document import document_json_schema
 from refute.errors import ConfigError
 from refute.reports._common import parse
 from refute.reports._html import render_html
-from refute.reports._junit import render_junit
+from refute.reports._junit import JUNIT_SUPPORTED, JunitSupported, render_junit
 from refute.reports._markdown import render_markdown
 from refute.reports._text import render_text
 
-__all__ = ["FORMATS", "REPORT_JSON_SCHEMA", "dump_json", "finite", "render", "render_json"]
+__all__ = [
+    "FORMATS",
+    "JUNIT_SUPPORTED",
+    "REPORT_JSON_SCHEMA",
+    "JunitSupported",
+    "dump_json",
+    "finite",
+    "render",
+    "render_json",
+]
 
 FORMATS: Final = ("text", "json", "markdown", "junit", "html")
 
@@ -32,18 +41,19 @@ def render(
     color: bool = False,
     width: int = 100,
     verbose: bool = False,
-    junit_supported: str = "failure",
+    junit_supported: JunitSupported = "failure",
 ) -> str:
     """Render a session document in one of `FORMATS`.
 
-    `color` and `width` only concern the text format. Raises `ConfigError` (field
-    "format") for an unknown format.
+    `color` and `width` only concern the text format, `junit_supported` (one of
+    `JUNIT_SUPPORTED`: how a SUPPORTED hypothesis shows) the JUnit one. Raises
+    `ConfigError` (field "format") for an unknown format.
     """
     renderers: dict[str, Callable[[Mapping[str, Any]], str]] = {
         "text": lambda d: render_text(d, color=color, width=width),
         "json": render_json,
         "markdown": render_markdown,
-        "junit": render_junit,
+        "junit": lambda d: render_junit(d, supported=junit_supported),
         "html": render_html,
     }
     renderer = renderers.get(fmt)
