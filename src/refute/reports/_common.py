@@ -490,10 +490,22 @@ def timing_text(doc: SessionDocument) -> str:
     return f"{head}; about {speedup:.1f}x faster than running them one after another ({_ESTIMATE})"
 
 
+def base_text(doc: SessionDocument) -> str:
+    """The commit the session tested, as every format names it: the ref and its sha, and
+    for a snapshot of uncommitted changes, the commit it was taken on."""
+    base = doc.session.base
+    sha = clean_text(base.sha or "")[:12]
+    where = clean_text(base.ref or "?") + (f" ({sha})" if sha else "")
+    if base.snapshot_of:
+        where += (
+            f", a snapshot of your uncommitted changes on {clean_text(base.snapshot_of)[:12]}"
+        )
+    return where
+
+
 def session_line(doc: SessionDocument) -> str:
     session = doc.session
-    sha = clean_text(session.base.sha or "")[:12]
-    where = clean_text(session.base.ref or "?") + (f" ({sha})" if sha else "")
+    where = base_text(doc)
     parts = [
         f"session {clean_text(session.id)}",
         f"status {clean_text(session.status)}",
