@@ -206,6 +206,9 @@ def test_check_says_how_long_in_plain_words_counting_repeats_and_the_control(
     assert not re.search(r"\d\.\d{3,}", line), line  # no 0.125822s
     # The commands as the reports show them.
     assert "subtracts: $ " in proc.stdout
+    data = json.loads(project.run("check", plan, "-j", "2", "--format", "json").stdout)
+    assert data["estimate"]["runs"] == 9
+    assert data["estimate"]["control_runs"] == 2
 
 
 def test_the_demo_is_stored_like_any_session_and_takes_format_and_output(tmp_path: Path) -> None:

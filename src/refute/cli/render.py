@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -102,6 +103,7 @@ def check_json(plan: Path, report: CheckReport) -> str:
         "control": None if spec.control is None else {"test": spec.control.argv()},
         "concurrency": spec.config.concurrency(),
         "parallel_decision": spec.parallel_decision,
+        "estimate": {**asdict(report.estimate), "runs": report.estimate.runs},
     }
     return dump_json(data)
 
