@@ -305,6 +305,7 @@ async def test_timeout_kills_the_whole_tree_and_gives_timeout_124(
 
     assert result.result is TestResult.TIMEOUT
     assert result.exit_code == 124
+    assert result.metrics["failure"] == "timeout"  # the advice fits how it failed
     assert "timed out" in result.error_message
     assert "tree ready" in result.stdout  # output before the timeout is kept
     assert timeout * 0.9 <= result.duration < timeout + 15
@@ -345,6 +346,12 @@ async def test_cancel_gives_running_and_queued_jobs_not_run_results(
         assert result.metrics["not_run"] is True
         assert result.result is TestResult.SKIP
         assert "not run" in result.error_message
+    # A run cancelled while it ran keeps its start; one that never started has none.
+    by_id = {r.hypothesis_id: r for r in rest}
+    assert by_id["running"].started_at > 0
+    assert by_id["running"].duration > 0
+    assert by_id["queued1"].started_at == 0
+    assert by_id["queued2"].started_at == 0
     assert list(marks.iterdir()) == []  # the queued jobs never started
     assert stopped_in < 20
 
@@ -568,6 +575,7 @@ async def test_a_job_with_a_checkout_runs_where_the_provider_says(backend: Backe
     broken = by_id["broken"]
     assert broken.result is TestResult.ERROR
     assert "patch broken.diff does not apply" in broken.error_message
+    assert broken.metrics["failure"] == "patch"
     assert "never runs" not in broken.stdout
     # "preparing" while the checkout is made; "started" only for a command that starts.
     kinds = {key: [e.kind for e in events if e.hypothesis_id == key] for key in by_id}

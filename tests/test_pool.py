@@ -7,6 +7,7 @@ import asyncio
 import fcntl
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -264,6 +265,8 @@ async def test_capacity_two_with_four_hypotheses_keeps_two_slots(tmp_path):
     pool = WorktreePool(repo, capacity=2)
     for path in used.values():
         assert Path(path).parent == pool.slots_dir.resolve()
+        # A slot is reused by other hypotheses: its name claims none of them.
+        assert re.fullmatch(r"slot-[0-9a-f]{8}", Path(path).name), path
 
     remaining = pool.slot_names()
     assert len(remaining) == 2
