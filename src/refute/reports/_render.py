@@ -25,14 +25,22 @@ FORMATS: Final = ("text", "json", "markdown", "junit", "html")
 REPORT_JSON_SCHEMA: Final[dict[str, Any]] = document_json_schema()
 
 
-def render(doc: Mapping[str, Any], fmt: str, *, color: bool = False, width: int = 100) -> str:
+def render(
+    doc: Mapping[str, Any],
+    fmt: str,
+    *,
+    color: bool = False,
+    width: int = 100,
+    verbose: bool = False,
+) -> str:
     """Render a session document in one of `FORMATS`.
 
-    `color` and `width` only concern the text format. Raises `ConfigError` (field
+    `color`, `width` and `verbose` (list every run and its logs, not only those that need
+    attention) only concern the text format. Raises `ConfigError` (field
     "format") for an unknown format.
     """
     renderers: dict[str, Callable[[Mapping[str, Any]], str]] = {
-        "text": lambda d: render_text(d, color=color, width=width),
+        "text": lambda d: render_text(d, color=color, width=width, verbose=verbose),
         "json": render_json,
         "markdown": render_markdown,
         "junit": render_junit,

@@ -1,0 +1,177 @@
+"""Laying out the text format within a terminal's width: prose, commands and table columns.
+
+Nothing may be lost at 80 columns (or 60): prose wraps at word boundaries with a hanging
+indent, a command wraps at shell word boundaries with a `\\` continuation (so the lines
+still paste into a shell as one command), and the table's columns are sized here rather
+than by rich, so that an outcome count such as "1/6 timeout" is never split across lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.text import Text
+
+__all__ = ["Columns", "Writer", "column_widths", "pack_parts", "shell_words"]
+
+#: Spaces between two table columns (rich's cell padding on each side and the blank
+#: divider of `box.SIMPLE_HEAD`).
+COLUMN_GAP = 3
+#: The indent of a command's continuation lines.
+CONTINUATION = "    "
+
+
+class Writer:
+    """Prints lines to a rich console, none of them wider than `width` columns."""
+
+    def __init__(self, console: Console, width: int) -> None:
+        self.console = console
+        self.width = width
+
+    def blank(self) -> None:
+        self.console.print()
+
+    def say(
+        self, *parts: str | tuple[str, str], style: str = "", indent: int = 0, hang: int = 2
+    ) -> None:
+        """One paragraph of prose: wrapped at word boundaries, later lines indented by
+        `hang` more than the first (a word longer than a line is folded)."""
+        self.prose(Text.assemble(*parts, style=style), indent=indent, hang=hang)
+
+    def prose(self, text: Text, *, indent: int = 0, hang: int = 2) -> None:
+        first = max(self.width - indent, 1)
+        rest = max(first - hang, 1)
+        lines = list(text.wrap(self.console, first, overflow="fold"))
+        if len(lines) > 1 and rest != first:
+            tail = text.divide([len(lines[0].plain)])[1]
+            tail = tail[len(tail.plain) - len(tail.plain.lstrip()) :]
+            lines = lines[:1] + list(tail.wrap(self.console, rest, overflow="fold"))
+        for number, line in enumerate(lines):
+            line.rstrip()
+            margin = indent if number == 0 else indent + hang
+            self.console.print(Text(" " * margin) + line, soft_wrap=True)
+
+    def command(self, command: str, *, indent: int = 2, style: str = "bold") -> None:
+        """`$ command`, wrapped (when it does not fit) at unquoted spaces with a trailing
+        `\\`, so that the lines, pasted into a shell, are still the one command."""
+        for line in command_lines(command, self.width, indent):
+            self.console.print(Text(line, style=style), soft_wrap=True)
+
+
+def shell_words(command: str) -> list[tuple[str, bool]]:
+    """The words of a shell command line as written (quotes kept), split at unquoted
+    whitespace; each with whether a line may be continued (`\\` newline) after each of
+    its characters, which is not so inside single quotes (there the backslash is literal)."""
+    words: list[tuple[str, bool]] = []
+    current: list[str] = []
+    breakable = True
+    quote = ""
+    escaped = False
+    for char in command:
+        if escaped:
+            escaped = False
+        elif quote == "'":
+            quote = "" if char == "'" else quote
+        elif char == "\\":
+            escaped = True
+        elif quote == '"':
+            quote = "" if char == '"' else quote
+        elif char in "'\"":
+            quote = char
+        elif char.isspace():
+            if current:
+                words.append(("".join(current), breakable))
+                current, breakable = [], True
+            continue
+        if quote == "'":
+            breakable = False
+        current.append(char)
+    if current:
+        words.append(("".join(current), breakable))
+    return words
+
+
+def command_lines(command: str, width: int, indent: int = 0) -> list[str]:
+    """`$ command` in lines of at most `width` columns, the first indented by `indent`
+    (see `Writer.command`). A word longer than a line is folded with a `\\` too, and goes
+    on at the start of the next line (an indent there would split the word), except
+    inside single quotes, where a backslash would be part of the word."""
+    width = max(width, indent + len(CONTINUATION) + 4)
+    lines: list[str] = []
+    line = " " * indent + "$"
+    fresh = True  # no word on this line yet
+    for word, breakable in shell_words(command):
+        if not fresh and len(line) + 1 + len(word) + len(" \\") > width:
+            lines.append(line + " \\")
+            line, fresh = " " * indent + CONTINUATION[:-1], True
+        line, fresh = f"{line} {word}", False
+        while len(line) > width:
+            cut = width - (1 if breakable else 0)
+            if breakable and line[cut - 1] == "\\":  # keep an escape and its character
+                cut -= 1
+            while cut > 1 and line[cut - 1].isspace():  # trailing spaces would be stripped
+                cut -= 1
+            lines.append(line[:cut] + ("\\" if breakable else ""))
+            line = line[cut:]
+    lines.append(line)
+    return lines
+
+
+def pack_parts(parts: Sequence[str], width: int) -> list[list[int]]:
+    """The indexes of `parts` per line when they are joined with ", " on lines of at most
+    `width` columns, breaking only between parts (each ends its line with its comma)."""
+    lines: list[list[int]] = []
+    used = 0
+    for index, part in enumerate(parts):
+        need = len(part) + (1 if index < len(parts) - 1 else 0)  # its comma
+        if lines and used + 1 + need <= width:
+            lines[-1].append(index)
+            used += 1 + need
+        else:
+            lines.append([index])
+            used = need
+    return lines
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The content widths of the verdict table's columns."""
+
+    rank: int
+    hypothesis: int
+    verdict: int
+    confidence: int
+    time: int
+    runs: int
+
+
+def column_widths(
+    width: int,
+    *,
+    rank: int,
+    hypothesis: tuple[int, int],
+    verdict: tuple[int, int],
+    time: int,
+    runs: tuple[int, int],
+) -> Columns:
+    """Column widths that fit `width`: the fixed columns as they are, then each flexible
+    one (given as (narrowest, natural)) at its narrowest, then the columns left over
+    shared out, one at a time, to the flexible column furthest below its natural width.
+
+    The narrowest runs column holds its longest single count, the narrowest verdict column
+    its longest word: what must never be split. Ids fold (rich `overflow="fold"`)."""
+    confidence = len("Conf.")
+    fixed = rank + confidence + time + COLUMN_GAP * 5
+    flexible = [list(hypothesis), list(verdict), list(runs)]
+    sizes = [low for low, _ in flexible]
+    spare = width - fixed - sum(sizes)
+    while spare > 0:
+        deficits = [natural - size for size, (_, natural) in zip(sizes, flexible, strict=True)]
+        most = max(deficits)
+        if most <= 0:
+            break
+        sizes[deficits.index(most)] += 1
+        spare -= 1
+    return Columns(rank, sizes[0], sizes[1], confidence, time, sizes[2])
