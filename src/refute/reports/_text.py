@@ -182,8 +182,13 @@ def _hypotheses(out: Writer, rows: list[Row]) -> None:
     for row in rows:
         head = f"{'-' if row.rank is None else row.rank}. "
         description = " ".join(row.description.split())
-        out.say((head, ""), (row.id, "bold"), (f": {description}" if description else ""))
         indent = len(head)
+        out.say(
+            (head, ""),
+            (row.id, "bold"),
+            (f": {description}" if description else ""),
+            hang=indent + 2,
+        )
         out.say(row.reading, indent=indent)
         if row.patch_source:
             out.say(f"change: {row.patch_source}", indent=indent)
@@ -266,7 +271,9 @@ def _table(rows: list[Row], width: int) -> Table:
             max([len("Runs")] + [len(row.runs_cell) for row in rows]),
         ),
     )
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
+    table = Table(
+        box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False, expand=False
+    )
     table.add_column("#", justify="right", no_wrap=True, width=cols.rank)
     table.add_column("Hypothesis", overflow="fold", width=cols.hypothesis)
     table.add_column("Verdict", width=cols.verdict)

@@ -16,9 +16,9 @@ from rich.text import Text
 
 __all__ = ["Columns", "Writer", "column_widths", "pack_parts", "shell_words"]
 
-#: Spaces between two table columns (rich's cell padding on each side and the blank
-#: divider of `box.SIMPLE_HEAD`).
-COLUMN_GAP = 3
+#: Spaces between two table columns: a cell's right padding and the blank divider of
+#: `box.SIMPLE_HEAD` (cells have no left padding: `_text` sets `padding=(0, 1, 0, 0)`).
+COLUMN_GAP = 2
 #: The indent of a command's continuation lines.
 CONTINUATION = "    "
 
@@ -156,22 +156,35 @@ def column_widths(
     time: int,
     runs: tuple[int, int],
 ) -> Columns:
-    """Column widths that fit `width`: the fixed columns as they are, then each flexible
-    one (given as (narrowest, natural)) at its narrowest, then the columns left over
-    shared out, one at a time, to the flexible column furthest below its natural width.
+    """Column widths that fit `width`: the fixed columns as they are, each flexible one
+    (given as (narrowest, natural)) at its narrowest, and the columns left over shared
+    out: to the verdicts first, then the ids whole if that leaves the runs column room
+    for another count or so (`_ROOM`), else one at a time to whichever of the two is
+    furthest below its natural width.
 
     The narrowest runs column holds its longest single count, the narrowest verdict column
     its longest word: what must never be split. Ids fold (rich `overflow="fold"`)."""
     confidence = len("Conf.")
     fixed = rank + confidence + time + COLUMN_GAP * 5
-    flexible = [list(hypothesis), list(verdict), list(runs)]
-    sizes = [low for low, _ in flexible]
-    spare = width - fixed - sum(sizes)
+    spare = width - fixed - hypothesis[0] - verdict[0] - runs[0]
+    verdict_width = verdict[0] + min(max(spare, 0), verdict[1] - verdict[0])
+    spare -= verdict_width - verdict[0]
+    sizes = [hypothesis[0], runs[0]]
+    naturals = [hypothesis[1], runs[1]]
+    id_deficit, runs_deficit = hypothesis[1] - hypothesis[0], runs[1] - runs[0]
+    if spare >= id_deficit + min(runs_deficit, _ROOM):
+        sizes = [hypothesis[1], runs[0] + min(spare - id_deficit, runs_deficit)]
+        spare = 0
     while spare > 0:
-        deficits = [natural - size for size, (_, natural) in zip(sizes, flexible, strict=True)]
+        deficits = [natural - size for size, natural in zip(sizes, naturals, strict=True)]
         most = max(deficits)
         if most <= 0:
             break
         sizes[deficits.index(most)] += 1
         spare -= 1
-    return Columns(rank, sizes[0], sizes[1], confidence, time, sizes[2])
+    return Columns(rank, sizes[0], verdict_width, confidence, time, sizes[1])
+
+
+#: How much wider than its narrowest the runs column must stay for the ids to be given
+#: their whole width first (about one more count on a line).
+_ROOM = 12
