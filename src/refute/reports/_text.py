@@ -18,7 +18,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from refute.document import OUTCOME_KEYS, CountKey, SessionDocument
+from refute.document import (
+    CONTROL_NOT_REPRODUCED,
+    OUTCOME_KEYS,
+    CountKey,
+    SessionDocument,
+    SupportedIf,
+)
 from refute.reports._common import (
     CHECKOUT_NOTE,
     DIFFERENT_NOTE,
@@ -123,50 +129,51 @@ def attention(run: Run, row: Row | None, control_failed: bool) -> str:
 def _runs(out: Writer, doc: SessionDocument, rows: list[Row], *, verbose: bool) -> None:
     """The runs that need attention with their log paths (every run if `verbose`), and
     one line on how many were left out and how to list them."""
-    control_failed = doc.control is not None and doc.control.verdict == "not_reproduced"
-    groups: list[tuple[str, str, list[tuple[Run, str]]]] = []
-    control = control_runs(doc)
-    if control:
-        groups.append(
-            ("control", "", [(run, attention(run, None, control_failed)) for run in control])
-        )
-    groups.extend(
-        (row.id, row.reason, [(run, attention(run, row, control_failed)) for run in row.runs])
-        for row in rows
-    )
-    total = sum(len(runs) for _, _, runs in groups)
-    shown = [
-        (owner, reason, [(run, why) for run, why in runs if verbose or why])
-        for owner, reason, runs in groups
+    control_failed = doc.control is not None and doc.control.verdict == CONTROL_NOT_REPRODUCED
+    groups: list[tuple[str, str, SupportedIf, Run, str]] = [
+        ("control", "", "fails", run, attention(run, None, control_failed))
+        for run in control_runs(doc)
     ]
-    shown = [(owner, reason, runs) for owner, reason, runs in shown if runs]
-    listed = sum(len(runs) for _, _, runs in shown)
-    if total == 0:
+    groups += [
+        (row.id, row.reason, row.supported_if, run, attention(run, row, control_failed))
+        for row in rows
+        for run in row.runs
+    ]
+    if not groups:
         return
+    shown = [group for group in groups if verbose or group[-1]]
     out.blank()
-    if listed:
+    if shown:
         out.say(("Runs and logs" if verbose else "Runs that need attention", "bold"))
-    supported_if = {row.id: row.supported_if for row in rows}
-    for owner, reason, runs in shown:
-        out.say(f"{owner}: {reason}" if reason else f"{owner}:")
-        for run, why in runs:
-            tone = run_tone(run.data, supported_if.get(owner, "fails"))
-            label = Text(f"run {run.attempt}", style=TONE_STYLE[tone])
-            if why:
-                label.append(f" ({why})")
-            out.prose(Text.assemble(label, f": {run.summary()}"), indent=2, hang=4)
-            for name, path in run.logs():
-                out.say(f"{name} log: {path}", indent=4)
-    omitted = total - listed
-    if omitted:
-        head = (
-            f"{omitted} other run{'s' if omitted != 1 else ''} gave a plain pass or fail, not"
-            " listed"
-            if listed
-            else f"Runs and logs: {total} run{'s' if total != 1 else ''}, none needs attention"
-        )
-        out.say(f"{head}; every run and its logs:")
+    owner = None
+    for hid, reason, supported_if, run, why in shown:
+        if hid != owner:
+            out.say(f"{hid}: {reason}" if reason else f"{hid}:")
+            owner = hid
+        label = Text(f"run {run.attempt}", style=TONE_STYLE[run_tone(run.data, supported_if)])
+        if why:
+            label.append(f" ({why})")
+        out.prose(Text.assemble(label, f": {run.summary()}"), indent=2, hang=4)
+        for name, path in run.logs():
+            out.say(f"{name} log: {path}", indent=4)
+    omitted = [run for _, _, _, run, why in groups if not why]
+    if omitted and not verbose:
+        out.say(_omitted_line(omitted, listed=bool(shown)))
         out.command(f"refute show {clean_text(doc.session.id)} -v")
+
+
+def _omitted_line(omitted: list[Run], *, listed: bool) -> str:
+    """How many runs the listing left out and what they were (a plain pass or fail, or
+    not run: every other run is listed)."""
+    count = len(omitted)
+    if not listed:
+        runs = f"{count} run{'s' if count != 1 else ''}"
+        return f"Runs and logs: none of the {runs} needs attention; to list them and their logs:"
+    not_run = sum(run.outcome == "not_run" for run in omitted)
+    plain = count - not_run
+    kinds = [f"{plain} run{'s' if plain != 1 else ''} with a plain pass or fail"] if plain else []
+    kinds += [f"{not_run} {'run ' if not plain else ''}not run"] if not_run else []
+    return f"Not listed: {' and '.join(kinds)}; to list every run and its logs:"
 
 
 # -- the hypotheses ------------------------------------------------------------------------
