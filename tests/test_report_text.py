@@ -12,6 +12,9 @@ import shlex
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rich.cells import cell_len
 
 from refute.reports import render, render_text
 from refute.reports._text_layout import command_lines
@@ -402,3 +405,40 @@ def test_an_interrupted_session_shows_pending_hypotheses_and_the_resume_command(
         "\n".join(lines[rec:])
     )
     assert lines[line_index(lines, r"^Timing: ") - 1].strip() == f"$ refute resume {SESSION_ID}"
+
+
+# --- any text, any width: no line too long ------------------------------------------------
+
+ANY_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"])
+    | st.sampled_from("\t\n\r\x1b\x00 -'\"\\$漢字"),
+    max_size=300,
+)
+
+#: Shell words with quotes and backslashes, one of them longer than any line.
+WORD = st.characters(codec="utf-8", exclude_categories=["Cs", "Zs", "Zl", "Zp", "Cc"])
+WORD |= st.sampled_from("'\"\\$漢")
+COMMAND = st.tuples(
+    st.lists(st.text(alphabet=WORD, min_size=1, max_size=30), max_size=4),
+    st.text(alphabet=WORD, min_size=150, max_size=300),
+).map(lambda parts: " ".join([*parts[0], parts[1]]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=ANY_TEXT, command=COMMAND, width=st.integers(min_value=60, max_value=140))
+def test_no_line_is_wider_than_the_width_whatever_the_text(text, command, width):
+    doc = long_document()
+    hyp = doc["hypotheses"][0]
+    hyp.update(description=text, reason=text, test=command)
+    hyp["shell"] = True
+    hyp["runs"][2]["error_message"] = text  # the timeout, which is listed
+    doc["session"]["bug"] = text
+    doc["summary"]["recommendation"]["message"] = text
+    doc["summary"]["recommendation"]["next_steps"] = [
+        {"action": "fix_test", "hypothesis": LONG_ID, "command": command, "text": text}
+    ]
+    for verbose in (False, True):
+        rendered = render_text(doc, width=width, verbose=verbose)
+        assert "\x1b" not in rendered
+        assert max(cell_len(line) for line in lines_of(rendered)) <= width
+        assert LONG_ID in "".join(rendered.split())

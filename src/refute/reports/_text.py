@@ -259,7 +259,8 @@ def _runs_cell(row: Row, parts: list[str], width: int) -> Text:
 
 
 def _table(rows: list[Row], width: int) -> Table:
-    """The verdict table, its columns sized to `width` by `column_widths`."""
+    """The verdict table, its columns sized to `width` by `column_widths` (its cells are
+    ASCII: ids by the plan's rules, verdicts and counts by refute's words)."""
     parts = {row.id: row.runs_cell.split(", ") for row in rows}
     ids = [len(row.id) for row in rows] + [len(FIX_MARK) for row in rows if _is_fix(row)]
     verdicts = [_verdict_cell(row).plain for row in rows]

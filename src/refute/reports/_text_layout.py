@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
@@ -37,8 +38,13 @@ class Writer:
         self, *parts: str | tuple[str, str], style: str = "", indent: int = 0, hang: int = 2
     ) -> None:
         """One paragraph of prose: wrapped at word boundaries, later lines indented by
-        `hang` more than the first (a word longer than a line is folded)."""
-        self.prose(Text.assemble(*parts, style=style), indent=indent, hang=hang)
+        `hang` more than the first (a word longer than a line is folded). Runs of
+        whitespace (newlines, tabs) in `parts` read as one space: the width is ours."""
+        pieces = [
+            (_spaced(part), "") if isinstance(part, str) else (_spaced(part[0]), part[1])
+            for part in parts
+        ]
+        self.prose(Text.assemble(*pieces, style=style), indent=indent, hang=hang)
 
     def prose(self, text: Text, *, indent: int = 0, hang: int = 2) -> None:
         first = max(self.width - indent, 1)
@@ -58,6 +64,14 @@ class Writer:
         `\\`, so that the lines, pasted into a shell, are still the one command."""
         for line in command_lines(command, self.width, indent):
             self.console.print(Text(line, style=style), soft_wrap=True)
+
+
+def _spaced(text: str) -> str:
+    """`text` with each run of whitespace one space (an edge keeps one, to join parts)."""
+    inner = " ".join(text.split())
+    if not inner:
+        return " " if text else ""
+    return (" " if text[0].isspace() else "") + inner + (" " if text[-1].isspace() else "")
 
 
 def shell_words(command: str) -> list[tuple[str, bool]]:
@@ -103,12 +117,12 @@ def command_lines(command: str, width: int, indent: int = 0) -> list[str]:
     line = " " * indent + "$"
     fresh = True  # no word on this line yet
     for word, breakable in shell_words(command):
-        if not fresh and len(line) + 1 + len(word) + len(" \\") > width:
+        if not fresh and cell_len(line) + 1 + cell_len(word) + len(" \\") > width:
             lines.append(line + " \\")
             line, fresh = " " * indent + CONTINUATION[:-1], True
         line, fresh = f"{line} {word}", False
-        while len(line) > width:
-            cut = width - (1 if breakable else 0)
+        while cell_len(line) > width:
+            cut = _cut(line, width - (1 if breakable else 0))
             if breakable and line[cut - 1] == "\\":  # keep an escape and its character
                 cut -= 1
             while cut > 1 and line[cut - 1].isspace():  # trailing spaces would be stripped
@@ -117,6 +131,16 @@ def command_lines(command: str, width: int, indent: int = 0) -> list[str]:
             line = line[cut:]
     lines.append(line)
     return lines
+
+
+def _cut(text: str, cells: int) -> int:
+    """How many characters of `text` fit in `cells` columns (at least one)."""
+    used = 0
+    for index, char in enumerate(text):
+        used += cell_len(char)
+        if used > cells:
+            return max(index, 1)
+    return len(text)
 
 
 def pack_parts(parts: Sequence[str], width: int) -> list[list[int]]:
