@@ -31,6 +31,7 @@ from reportdocs import (
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 BOLD_RED = "\x1b[1;31m"
 GREEN = "\x1b[32m"
+YELLOW = "\x1b[33m"
 LONG_ID = "connection-pool-exhaustion-under-" + "x" * 31  # 64 characters
 assert len(LONG_ID) == 64
 LONG_WORDS = (
@@ -140,6 +141,22 @@ def test_a_verdict_and_the_runs_that_support_it_share_a_colour():
     assert all(BOLD_RED in line for line in details if "SUPPORTED" in line)
     assert all(GREEN in line for line in details if "FALSIFIED" in line)
     assert len(details) == 3
+
+
+def test_a_listed_run_is_coloured_like_the_verdict_it_speaks_for():
+    lines = render_text(attention_document(), color=True, width=120).split("\n")
+    timeout = next(line for line in lines if "(the run timed out)" in line)
+    checkout = next(line for line in lines if "(unreliable: a run named your checkout)" in line)
+    assert timeout.startswith(f"  {YELLOW}run 1")  # no evidence: the tone of INCONCLUSIVE
+    assert checkout.startswith(f"  {GREEN}run 1")  # a probe's pass: the tone of FALSIFIED
+
+
+def test_a_seed_test_without_a_command_is_not_shown_as_one():
+    doc = make_document()
+    doc["hypotheses"][0]["test"] = None
+    text = joined(render_text(doc))
+    assert "test: (the seed's script .falsification/test_<id>.sh)" in text
+    assert "$ (the seed" not in text
 
 
 def test_plain_text_has_no_escape_codes():

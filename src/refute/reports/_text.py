@@ -36,6 +36,7 @@ from refute.reports._common import (
     bug_text,
     caveat_lines,
     clean_text,
+    command_text,
     control_runs,
     control_text,
     failure_kind,
@@ -55,6 +56,8 @@ __all__ = ["render_text"]
 
 #: How a candidate fix is marked under its id in the table (probes are the default).
 FIX_MARK: Final = "(candidate fix)"
+#: What `command_text` says of a test the document has no command of (a seed's script).
+NO_COMMAND: Final = command_text(None)
 #: Why a run that skipped itself is listed: it gave no evidence, its log may say why.
 SKIP_NOTE: Final = "the test skipped itself, no evidence"
 
@@ -199,7 +202,7 @@ def _hypotheses(out: Writer, rows: list[Row]) -> None:
         out.say(row.reading, indent=indent)
         if row.patch_source:
             out.say(f"change: {row.patch_source}", indent=indent)
-        out.command(row.command, indent=indent, style="")
+        _command(out, row.command, indent)
         reason = " ".join(row.reason.split())
         out.prose(
             Text.assemble(
@@ -316,9 +319,17 @@ def _control(out: Writer, doc: SessionDocument) -> None:
     what, dollar, command = text.partition("] $ ")
     if dollar:
         out.say(("Control: ", "bold"), what + "]")
-        out.command(command, style="")
+        _command(out, command, 2)
     else:
         out.say(("Control: ", "bold"), text)
+
+
+def _command(out: Writer, command: str, indent: int) -> None:
+    """A test's command to copy; a seed's test, which has none in the document, in words."""
+    if command == NO_COMMAND:
+        out.say(f"test: {command}", indent=indent)
+    else:
+        out.command(command, indent=indent, style="")
 
 
 def _recommendation(out: Writer, doc: SessionDocument) -> None:
