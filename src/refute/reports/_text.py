@@ -10,6 +10,7 @@ the commands of its next steps; the timing. Every line fits `width` (see `_text_
 from __future__ import annotations
 
 import io
+import shlex
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -109,7 +110,7 @@ def render_text(
 # -- the runs and their logs ---------------------------------------------------------------
 
 
-def attention(run: Run, row: Row | None, control_failed: bool) -> str:
+def _attention(run: Run, row: Row | None, control_failed: bool) -> str:
     """Why a run needs a look at its logs, in words ("" when it does not): it failed to
     give evidence (`failure_kind`), skipped itself, or its verdict has a caveat; a run of
     the control when the control did not reproduce the bug. `row` is None for the control."""
@@ -134,11 +135,11 @@ def _runs(out: Writer, doc: SessionDocument, rows: list[Row], *, verbose: bool) 
     one line on how many were left out and how to list them."""
     control_failed = doc.control is not None and doc.control.verdict == CONTROL_NOT_REPRODUCED
     groups: list[tuple[str, str, SupportedIf, Run, str]] = [
-        ("control", "", "fails", run, attention(run, None, control_failed))
+        ("control", "", "fails", run, _attention(run, None, control_failed))
         for run in control_runs(doc)
     ]
     groups += [
-        (row.id, row.reason, row.supported_if, run, attention(run, row, control_failed))
+        (row.id, row.reason, row.supported_if, run, _attention(run, row, control_failed))
         for row in rows
         for run in row.runs
     ]
@@ -162,7 +163,7 @@ def _runs(out: Writer, doc: SessionDocument, rows: list[Row], *, verbose: bool) 
     omitted = [run for _, _, _, run, why in groups if not why]
     if omitted and not verbose:
         out.say(_omitted_line(omitted, listed=bool(shown)))
-        out.command(f"refute show {clean_text(doc.session.id)} -v")
+        out.command(f"refute show {shlex.quote(clean_text(doc.session.id))} -v")
 
 
 def _omitted_line(omitted: list[Run], *, listed: bool) -> str:

@@ -15,7 +15,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
-__all__ = ["Columns", "Writer", "column_widths", "pack_parts", "shell_words"]
+__all__ = ["Columns", "Writer", "column_widths", "command_lines", "pack_parts", "shell_words"]
 
 #: Spaces between two table columns: a cell's right padding and the blank divider of
 #: `box.SIMPLE_HEAD` (cells have no left padding: `_text` sets `padding=(0, 1, 0, 0)`).
@@ -47,6 +47,8 @@ class Writer:
         self.prose(Text.assemble(*pieces, style=style), indent=indent, hang=hang)
 
     def prose(self, text: Text, *, indent: int = 0, hang: int = 2) -> None:
+        """`text` (styled, on one line) wrapped as `say` does: the first line gets the
+        whole width after `indent`, the others `hang` columns less."""
         first = max(self.width - indent, 1)
         rest = max(first - hang, 1)
         lines = list(text.wrap(self.console, first, overflow="fold"))
