@@ -36,8 +36,8 @@ def render(
     """Render a session document in one of `FORMATS`.
 
     `color`, `width` and `verbose` (list every run and its logs, not only those that need
-    attention) only concern the text format. Raises `ConfigError` (field
-    "format") for an unknown format.
+    attention) only concern the text format. Raises `ConfigError` (field "format") for an
+    unknown format.
     """
     renderers: dict[str, Callable[[Mapping[str, Any]], str]] = {
         "text": lambda d: render_text(d, color=color, width=width, verbose=verbose),
