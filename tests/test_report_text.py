@@ -336,6 +336,24 @@ def test_at_narrow_widths_no_line_is_too_long_and_nothing_is_lost(width):
     assert LONG_ID in "".join(text.split())
 
 
+@pytest.mark.parametrize("width", [30, 40, 50])
+def test_too_narrow_for_the_table_each_hypothesis_is_a_line_and_nothing_is_cut(width):
+    text = render_text(long_document(), width=width)
+    assert max(len(line) for line in lines_of(text)) <= width
+    assert "…" not in text
+    assert "Conf." not in text  # no table
+    flat = joined(text)
+    assert (
+        "2. cache-stale: FALSIFIED; confidence 0.60; 1.50s; 1/1 pass"
+        " 3. clock-skew: INCONCLUSIVE; confidence 0.00; 0.20s; 1/2 skip, 1/2 not run"
+    ) in flat
+    row = "".join(flat.split(" 2. cache-stale: FALSIFIED")[0].rsplit(" 1. ", 1)[1].split())
+    assert row == (
+        f"{LONG_ID}:INCONCLUSIVE;confidence0.60;5.00s;"
+        "1/6pass,1/6fail,1/6timeout,1/6error,1/6skip,1/6notrun"
+    )
+
+
 def command_block(lines: list[str], start: int) -> str:
     """The shell text of the `$ ...` command starting at lines[start], as a shell reads
     it: backslash-newline is a line continuation."""
@@ -442,7 +460,7 @@ COMMAND = st.tuples(
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=ANY_TEXT, command=COMMAND, width=st.integers(min_value=60, max_value=140))
+@given(text=ANY_TEXT, command=COMMAND, width=st.integers(min_value=30, max_value=140))
 def test_no_line_is_wider_than_the_width_whatever_the_text(text, command, width):
     doc = long_document()
     hyp = doc["hypotheses"][0]

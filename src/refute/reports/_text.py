@@ -96,7 +96,7 @@ def render_text(
     _hypotheses(out, rows)
     _caveats(out, document, rows)
     out.blank()
-    console.print(_table(rows, width))
+    _verdicts(out, rows)
     out.blank()
     _control(out, document)
     _recommendation(out, document)
@@ -262,9 +262,33 @@ def _runs_cell(row: Row, parts: list[str], width: int) -> Text:
     return cell
 
 
-def _table(rows: list[Row], width: int) -> Table:
+def _verdicts(out: Writer, rows: list[Row]) -> None:
+    """The verdict table; in a terminal too narrow for its columns (under about 60
+    columns), one wrapped line per hypothesis instead, so that nothing is cut."""
+    table = _table(rows, out.width)
+    if table is not None:
+        out.console.print(table)
+        return
+    for row in rows:
+        rank = "-" if row.rank is None else str(row.rank)
+        fields = [
+            f"confidence {share_text(row.confidence)}",
+            seconds_text(row.seconds),
+            row.runs_cell,
+        ]
+        mark = f" {FIX_MARK}" if _is_fix(row) else ""
+        out.prose(
+            Text.assemble(
+                f"{rank}. {row.id}{mark}: ", _verdict_cell(row), f"; {'; '.join(fields)}"
+            ),
+            hang=len(rank) + 2,
+        )
+
+
+def _table(rows: list[Row], width: int) -> Table | None:
     """The verdict table, its columns sized to `width` by `column_widths` (its cells are
-    ASCII: ids by the plan's rules, verdicts and counts by refute's words)."""
+    ASCII: ids by the plan's rules, verdicts and counts by refute's words); None when it
+    does not fit."""
     parts = {row.id: row.runs_cell.split(", ") for row in rows}
     ids = [len(row.id) for row in rows] + [len(FIX_MARK) for row in rows if _is_fix(row)]
     verdicts = [_verdict_cell(row).plain for row in rows]
@@ -283,6 +307,8 @@ def _table(rows: list[Row], width: int) -> Table:
             max([len("Runs")] + [len(row.runs_cell) for row in rows]),
         ),
     )
+    if cols is None:
+        return None
     table = Table(
         box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False, expand=False
     )

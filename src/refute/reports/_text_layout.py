@@ -181,7 +181,7 @@ def column_widths(
     verdict: tuple[int, int],
     time: int,
     runs: tuple[int, int],
-) -> Columns:
+) -> Columns | None:
     """Column widths that fit `width`: the fixed columns as they are, each flexible one
     (given as (narrowest, natural)) at its narrowest, and the columns left over shared
     out: to the verdicts first, then the ids whole if that leaves the runs column room
@@ -189,10 +189,13 @@ def column_widths(
     furthest below its natural width.
 
     The narrowest runs column holds its longest single count, the narrowest verdict column
-    its longest word: what must never be split. Ids fold (rich `overflow="fold"`)."""
+    its longest word: what must never be split. Ids fold (rich `overflow="fold"`). None
+    when even the narrowest columns do not fit (then `_text` lists the rows as lines)."""
     confidence = len("Conf.")
     fixed = rank + confidence + time + COLUMN_GAP * 5
     spare = width - fixed - hypothesis[0] - verdict[0] - runs[0]
+    if spare < 0:
+        return None
     verdict_width = verdict[0] + min(max(spare, 0), verdict[1] - verdict[0])
     spare -= verdict_width - verdict[0]
     sizes = [hypothesis[0], runs[0]]
