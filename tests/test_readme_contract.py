@@ -46,11 +46,9 @@ def test_demo_command_runs_and_finds_the_planted_bug(tmp_path):
         env=env,
     )
     assert proc.returncode == 0, proc.stderr
-    rows = {}
-    for line in proc.stdout.splitlines():
-        parts = line.split()
-        if len(parts) > 2 and parts[0].isdigit():
-            rows[parts[1]] = parts[2]
+    # The verdict table's rows (rank, id, verdict), not other lines that start with a number.
+    verdict = r"^\s*\d+\s+(\S+)\s+(SUPPORTED|FALSIFIED|INCONCLUSIVE|FLAKY|PENDING)\b"
+    rows = dict(re.findall(verdict, proc.stdout, re.MULTILINE))
     assert rows == {
         "floor-division": "SUPPORTED",
         "parse-drops-decimals": "FALSIFIED",

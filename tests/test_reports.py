@@ -454,7 +454,9 @@ def test_markdown_marks_unreliable_verdicts():
 
 def test_text_has_ids_recommendation_timing_and_every_log_path():
     doc = make_document()
-    text = render_text(doc)
+    # Every log path with verbose=True (see test_report_text.py for the default listing);
+    # prose wraps at word boundaries, so the sentences are read with the lines joined.
+    text = " ".join(render_text(doc, verbose=True).split())
     for hyp in doc["hypotheses"]:
         assert hyp["id"] in text
     recommendation = doc["summary"]["recommendation"]
@@ -594,6 +596,8 @@ TEXT_FORMATS = ("text", "markdown", "junit", "html")
 def shown(doc: dict[str, Any], fmt: str) -> str:
     """What a reader of `fmt` sees: text, Markdown unescaped, XML and HTML as parsed text."""
     rendered = render(doc, fmt)
+    if fmt == "text":  # prose wraps at word boundaries: a sentence reads across its lines
+        return " ".join(rendered.split())
     if fmt == "markdown":
         return re.sub(r"\\(.)", r"\1", rendered)
     if fmt == "junit":

@@ -45,12 +45,13 @@ def render(
 ) -> str:
     """Render a session document in one of `FORMATS`.
 
-    `color` and `width` only concern the text format, `junit_supported` (one of
-    `JUNIT_SUPPORTED`: how a SUPPORTED hypothesis shows) the JUnit one. Raises
-    `ConfigError` (field "format") for an unknown format.
+    `color`, `width` and `verbose` (list every run and its logs, not only those that need
+    attention) only concern the text format, `junit_supported` (one of `JUNIT_SUPPORTED`:
+    how a SUPPORTED hypothesis shows) the JUnit one. Raises `ConfigError` (field "format")
+    for an unknown format.
     """
     renderers: dict[str, Callable[[Mapping[str, Any]], str]] = {
-        "text": lambda d: render_text(d, color=color, width=width),
+        "text": lambda d: render_text(d, color=color, width=width, verbose=verbose),
         "json": render_json,
         "markdown": render_markdown,
         "junit": lambda d: render_junit(d, supported=junit_supported),
