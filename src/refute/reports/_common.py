@@ -497,9 +497,7 @@ def base_text(doc: SessionDocument) -> str:
     sha = clean_text(base.sha or "")[:12]
     where = clean_text(base.ref or "?") + (f" ({sha})" if sha else "")
     if base.snapshot_of:
-        where += (
-            f", a snapshot of your uncommitted changes on {clean_text(base.snapshot_of)[:12]}"
-        )
+        where += f", a snapshot of your uncommitted changes on {clean_text(base.snapshot_of)[:12]}"
     return where
 
 
