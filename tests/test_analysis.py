@@ -223,9 +223,14 @@ def test_count_outcomes_keeps_not_run_apart_from_skip():
             "passes",
             ["pass"] * 2,
             "supported",
-            "the test passed (bug not reproduced) in 2 of 2 valid runs",
+            "the test passed with the fix (the bug is gone) in 2 of 2 valid runs",
         ),
-        ("passes", ["fail"], "falsified", "the test failed (bug reproduced) in 1 of 1 valid runs"),
+        (
+            "passes",
+            ["fail"],
+            "falsified",
+            "the test still failed with the fix (the bug remains) in 1 of 1 valid runs",
+        ),
     ],
 )
 def test_agreeing_runs_give_supported_or_falsified(supported_if, results, verdict, reason):

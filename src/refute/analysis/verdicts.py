@@ -73,6 +73,11 @@ _OUTCOME_MEANING: Final = {
     TestResult.FAIL: "failed (bug reproduced)",
     TestResult.PASS: "passed (bug not reproduced)",
 }
+# The same for a candidate fix (`supported_if: passes`): its test runs with the change.
+_FIX_OUTCOME_MEANING: Final = {
+    TestResult.FAIL: "still failed with the fix (the bug remains)",
+    TestResult.PASS: "passed with the fix (the bug is gone)",
+}
 # Outcomes that are not evidence, in the order reasons list them.
 _NOT_EVIDENCE_KEYS: Final = tuple(key for key in OUTCOME_KEYS if key not in {"pass", "fail"})
 
@@ -173,6 +178,7 @@ def hypothesis_verdict(
     supporting = "fail" if supported_if == "fails" else "pass"
     opposing = "pass" if supporting == "fail" else "fail"
     n_for, n_against = counts[supporting], counts[opposing]
+    meanings = _FIX_OUTCOME_MEANING if supported_if == "passes" else _OUTCOME_MEANING
 
     if finished == 0:
         verdict = _PENDING
@@ -186,7 +192,7 @@ def hypothesis_verdict(
         verdict = _SUPPORTED if n_against == 0 else _FALSIFIED
         outcome = TestResult(supporting if n_against == 0 else opposing)
         reason = _with_not_counted(
-            f"the test {_OUTCOME_MEANING[outcome]} in {valid} of {valid} valid runs", counts
+            f"the test {meanings[outcome]} in {valid} of {valid} valid runs", counts
         )
         agreeing = valid
     else:
