@@ -63,13 +63,16 @@ h1{font-size:1.5rem;margin:0 0 .25rem}h2{font-size:1.2rem;margin-top:1.75rem}
 h3{font-size:1.05rem}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85em}
 code.id{white-space:nowrap}
-code.id.long{white-space:normal;overflow-wrap:anywhere}code.id.long span{white-space:nowrap}
+code.id.long{white-space:normal;overflow-wrap:anywhere}
+code.id.long span{display:inline-block;white-space:nowrap}
 code.cmd,code.path{overflow-wrap:anywhere}
 .meta{color:#59636e;font-size:.9rem}
 .banner{border:2px solid #9a4f00;background:#fff4e5;padding:.6rem .9rem;border-radius:6px;
 font-weight:600}
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}
+td{overflow-wrap:anywhere}td.runs{overflow-wrap:normal}
 th,td{border-bottom:1px solid #d1d9e0;padding:.35rem .4rem;text-align:left;vertical-align:top}
+th.c-hyp{width:46%}th.c-verdict{width:32%}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .verdict{display:inline-block;padding:0 .45rem;border-radius:999px;font-weight:600;
 font-size:.85rem;white-space:nowrap}
@@ -185,8 +188,8 @@ def _html_table(rows: Sequence[Row]) -> list[str]:
     out = [
         "<table>",
         (
-            "<thead><tr><th>#</th><th>Hypothesis</th><th>Verdict</th><th>Runs</th>"
-            "<th>Time</th></tr></thead>"
+            '<thead><tr><th>#</th><th class="c-hyp">Hypothesis</th>'
+            '<th class="c-verdict">Verdict</th><th>Runs</th><th>Time</th></tr></thead>'
         ),
         "<tbody>",
     ]
@@ -200,7 +203,7 @@ def _html_table(rows: Sequence[Row]) -> list[str]:
             f'<tr><td class="num">{"-" if row.rank is None else row.rank}</td>'
             f'<td><a href="#{_h(_anchor(row.id))}">{_id(row.id)}</a>'
             f"<div>{_h(row.description)}</div>{_facts(row)}</td><td>{verdict}</td>"
-            f"<td>{_h(row.runs_cell)}</td>"
+            f'<td class="runs">{_h(row.runs_cell)}</td>'
             f'<td class="num">{seconds_text(row.seconds)}</td></tr>'
         )
     out += ["</tbody>", "</table>"]
