@@ -233,3 +233,21 @@ def test_the_demo_is_stored_like_any_session_and_takes_format_and_output(tmp_pat
     # The headline, on stdout, with the text report.
     text = refute_cli("demo", cwd=tmp_path, timeout=300)
     assert "refute demo: found the cause: floor-division" in text.stdout
+
+
+def test_junit_supported_chooses_how_a_supported_hypothesis_shows(project: Project) -> None:
+    plan = project.write_plan("plan.yaml", full_plan())
+    ran = project.run("run", plan, "--format", "json")
+    session = json.loads(ran.stdout)["session"]["id"]
+
+    def subtracts_case(*extra: str) -> str:
+        xml = project.run("show", session, "--format", "junit", *extra).stdout
+        case = re.search(r'<testcase [^>]*name="subtracts"[^>]*(/>|>.*?</testcase>)', xml, re.DOTALL)
+        assert case, xml
+        return case.group(0)
+
+    assert "<failure" in subtracts_case()  # the default: the cause found is a red test
+    assert "<failure" in subtracts_case("--junit-supported", "failure")
+    assert "<failure" not in subtracts_case("--junit-supported", "PASS")
+    bad = project.run("show", session, "--format", "junit", "--junit-supported", "maybe")
+    assert bad.returncode == 2
