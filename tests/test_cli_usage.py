@@ -242,7 +242,8 @@ def test_junit_supported_chooses_how_a_supported_hypothesis_shows(project: Proje
 
     def subtracts_case(*extra: str) -> str:
         xml = project.run("show", session, "--format", "junit", *extra).stdout
-        case = re.search(r'<testcase [^>]*name="subtracts"[^>]*(/>|>.*?</testcase>)', xml, re.DOTALL)
+        pattern = r'<testcase [^>]*name="subtracts"[^>]*(/>|>.*?</testcase>)'
+        case = re.search(pattern, xml, re.DOTALL)
         assert case, xml
         return case.group(0)
 
