@@ -12,7 +12,7 @@ import shlex
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rich.cells import cell_len
 
@@ -461,6 +461,8 @@ COMMAND = st.tuples(
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=ANY_TEXT, command=COMMAND, width=st.integers(min_value=30, max_value=140))
+# Found by this test in CI: a folded quoted word left no room for the next line's " \".
+@example(text="", command="0 00000000' 000000000' " + "0" * 150, width=30)
 def test_no_line_is_wider_than_the_width_whatever_the_text(text, command, width):
     doc = long_document()
     hyp = doc["hypotheses"][0]

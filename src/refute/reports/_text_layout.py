@@ -118,21 +118,32 @@ def command_lines(command: str, width: int, indent: int = 0) -> list[str]:
     lines: list[str] = []
     line = " " * indent + "$"
     fresh = True  # no word on this line yet
+    last_breakable = True
     for word, breakable in shell_words(command):
         if not fresh and cell_len(line) + 1 + cell_len(word) + len(" \\") > width:
+            # A folded remainder of the last word must leave room for the " \\".
+            line = _fold(line, width - len(" \\"), last_breakable, lines)
             lines.append(line + " \\")
             line, fresh = " " * indent + CONTINUATION[:-1], True
         line, fresh = f"{line} {word}", False
-        while cell_len(line) > width:
-            cut = _cut(line, width - (1 if breakable else 0))
-            if breakable and line[cut - 1] == "\\":  # keep an escape and its character
-                cut -= 1
-            while cut > 1 and line[cut - 1].isspace():  # trailing spaces would be stripped
-                cut -= 1
-            lines.append(line[:cut] + ("\\" if breakable else ""))
-            line = line[cut:]
+        line = _fold(line, width, breakable, lines)
+        last_breakable = breakable
     lines.append(line)
     return lines
+
+
+def _fold(line: str, width: int, breakable: bool, lines: list[str]) -> str:
+    """Append to `lines` the full pieces of `line` folded at `width` (with a `\\` where a
+    line may be continued); return what is left, at most `width` columns."""
+    while cell_len(line) > width:
+        cut = _cut(line, width - (1 if breakable else 0))
+        if breakable and cut > 1 and line[cut - 1] == "\\":  # keep an escape and its char
+            cut -= 1
+        while cut > 1 and line[cut - 1].isspace():  # trailing spaces would be stripped
+            cut -= 1
+        lines.append(line[:cut] + ("\\" if breakable else ""))
+        line = line[cut:]
+    return line
 
 
 def _cut(text: str, cells: int) -> int:
