@@ -81,6 +81,8 @@ INDEX_CHECKED = "index_checked"
 _LEASE_LIMIT = 1 << 20
 #: Where a lease being created is written and locked before it appears under its name.
 _TMP_LEASE = ".tmp-"
+#: Tries at creating a lease that a concurrent cleanup removed before it was locked.
+_LEASE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,17 @@ class WorktreePool:
     def _new_lease(self, name: str, info: dict[str, Any]) -> int:
         """Create the lease of a new slot, already locked and written when it appears under
         its name (a temporary file, flock-ed, then linked into place): another refute's
-        start-up cleanup can never lock it in between and take it for a dead one's."""
+        start-up cleanup can never lock it in between and take it for a dead one's.
+
+        Between creating the temporary file and locking it, a cleanup may still take it
+        for a dead creator's and remove it (or hold its lock for that moment): then it is
+        made again, under a new name."""
+        for _ in range(_LEASE_ATTEMPTS - 1):
+            with contextlib.suppress(FileNotFoundError, BlockingIOError):
+                return self._try_new_lease(name, info)
+        return self._try_new_lease(name, info)
+
+    def _try_new_lease(self, name: str, info: dict[str, Any]) -> int:
         path = self._lease_path(name)
         tmp = self.leases_dir / f"{_TMP_LEASE}{name}-{secrets.token_hex(4)}"
         flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
