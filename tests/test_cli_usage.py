@@ -230,6 +230,10 @@ def test_the_demo_is_stored_like_any_session_and_takes_format_and_output(tmp_pat
     ]
     assert logs
     assert all(Path(log).is_file() for log in logs)
+    # Its plan is gone with its repository: running it again is `refute demo`.
+    commands = [step.get("command") for step in doc["summary"]["recommendation"]["next_steps"]]
+    assert "refute demo" in commands
+    assert not any(c and c.startswith("refute run") for c in commands)
     # The headline, on stdout, with the text report.
     text = refute_cli("demo", cwd=tmp_path, timeout=300)
     assert "refute demo: found the cause: floor-division" in text.stdout

@@ -231,6 +231,9 @@ def _fix_test_step(hyp: Mapping[str, Any], session: Mapping[str, Any]) -> dict[s
 
 
 def _rerun_command(session: Mapping[str, Any]) -> str | None:
+    settings: Mapping[str, Any] = session.get("settings") or {}
+    if settings.get("rerun"):
+        return str(settings["rerun"])
     plan = session.get("plan_path")
     return f"refute run {shlex.quote(str(plan))}" if plan else None
 

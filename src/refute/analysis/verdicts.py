@@ -297,7 +297,7 @@ def _caveats(
     }
 
 
-def _unfinished(fields: dict[str, Any], what: str) -> dict[str, Any]:
+def _unfinished(fields: dict[str, Any]) -> dict[str, Any]:
     """The verdict fields of a hypothesis (or the control) whose runs were cut short by the
     session's end (interrupted, failed): "pending", whatever its finished runs said."""
     counts = fields["counts"]
@@ -309,7 +309,7 @@ def _unfinished(fields: dict[str, Any], what: str) -> dict[str, Any]:
         if counts.get(key)
     )
     reason = (
-        f"unfinished: {finished} of {total} {what} finished before the session stopped"
+        f"unfinished: {finished} of {total} runs finished before the session stopped"
         + (f" ({so_far} so far)" if so_far else "")
         + "; resume the session to finish it"
     )
@@ -337,7 +337,7 @@ def analyze_session(doc: Mapping[str, Any], *, wall_seconds: float | None = None
     if control is not None:
         control.update(control_verdict(control.get("runs") or []))
         if cut_short and control["counts"]["not_run"]:
-            control.update(verdict=CONTROL_PENDING, reason=_unfinished(control, "runs")["reason"])
+            control.update(verdict=CONTROL_PENDING, reason=_unfinished(control)["reason"])
     unreliable = control is not None and control["verdict"] == CONTROL_NOT_REPRODUCED
 
     control_runs: list[dict[str, Any]] = (control or {}).get("runs") or []
@@ -346,7 +346,7 @@ def analyze_session(doc: Mapping[str, Any], *, wall_seconds: float | None = None
     for hyp in hypotheses:
         fields = hypothesis_verdict(hyp.get("runs") or [], hyp.get("supported_if") or "fails")
         if cut_short and fields["counts"]["not_run"]:
-            fields = _unfinished(fields, "runs")
+            fields = _unfinished(fields)
         hyp.update(fields)
         hyp.update(_caveats(hyp, control_runs, repo, control_unreliable=unreliable))
 

@@ -71,6 +71,7 @@ class RunOptions:
     halt: bool = True  # False: `--no-halt`, run everything even when the control passes
     sandbox: bool = False  # `--sandbox`: every test with `isolation: sandbox`
     log_limit: int | None = None  # bytes of each stream's log kept (None: 64 MiB)
+    rerun: str | None = None  # the command that runs the session again (the demo's)
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,8 @@ async def _spec(plan: Plan, plan_path: Path, repo: Path, options: RunOptions | N
     )
     if opts.log_limit is not None:
         spec.config = replace(spec.config, log_limit_bytes=opts.log_limit)
+    if opts.rerun is not None:
+        spec.settings["rerun"] = opts.rerun
     return spec
 
 
@@ -278,7 +281,8 @@ async def demo(
         return await run_plan(
             plan,
             repo=repo,
-            options=RunOptions(jobs="auto"),
+            # Its plan is thrown away with it: running it again is `refute demo`.
+            options=RunOptions(jobs="auto", rerun="refute demo"),
             backend=backend,
             on_event=on_event,
             on_created=on_created,

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
 from refute.cli.housekeeping import say_clean
 from refute.cli.options import (
     format_option,
+    jobs_option,
     junit_option,
+    max_hypotheses_option,
     output_option,
     repo_option,
     verbose_option,
@@ -26,42 +27,12 @@ from refute.cli.render import (
     one_line,
     seconds_words,
 )
-from refute.model import MAX_CONCURRENCY, MAX_HISTORY, MAX_HYPOTHESES
+from refute.model import MAX_CONCURRENCY, MAX_HISTORY
 
 if TYPE_CHECKING:
     from refute.app import CheckReport
 
-__all__ = ["HYPOTHESES", "check", "clean", "history", "jobs_option", "schema", "show"]
-
-HYPOTHESES = click.IntRange(1, MAX_HYPOTHESES)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
-    """`-j`: a number from 1 to MAX_CONCURRENCY, or `auto`."""
-    if value is None or value.lower() == "auto":
-        return None if value is None else "auto"
-    text = value.strip()
-    if not (
-        text.isascii() and text.isdigit() and len(text) <= 6 and 1 <= int(text) <= MAX_CONCURRENCY
-    ):
-        raise click.BadParameter(
-            f"must be a number from 1 to {MAX_CONCURRENCY} or 'auto', got {value!r}", ctx, param
-        )
-    return int(text)
-
-
-def jobs_option(help_text: str) -> Callable[[F], F]:
-    return click.option("-j", "--jobs", metavar="N|auto", callback=_jobs, help=help_text)
-
-
-def max_hypotheses_option() -> Callable[[F], F]:
-    return click.option(
-        "--max-hypotheses",
-        type=HYPOTHESES,
-        metavar="K",
-        help=f"Keep only the K best-ranked hypotheses (K from 1 to {MAX_HYPOTHESES}).",
-    )
+__all__ = ["check", "clean", "history", "schema", "show"]
 
 
 @click.command()

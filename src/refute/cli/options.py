@@ -14,11 +14,16 @@ from typing import Any, Final, TypeVar
 
 import click
 
+from refute.model import MAX_CONCURRENCY, MAX_HYPOTHESES
+
 __all__ = [
     "EXPORTS",
     "FORMATS",
+    "HYPOTHESES",
     "export_options",
     "format_option",
+    "jobs_option",
+    "max_hypotheses_option",
     "output_option",
     "repo_option",
     "verbose_option",
@@ -130,3 +135,33 @@ def junit_option() -> Callable[[F], F]:
 def exports_of(values: dict[str, Any]) -> list[tuple[str, Path]]:
     """(format, file) of every `--export-*` option given, in `EXPORTS` order."""
     return [(fmt, values[f"export_{fmt}"]) for fmt in EXPORTS if values.get(f"export_{fmt}")]
+
+
+HYPOTHESES = click.IntRange(1, MAX_HYPOTHESES)
+
+
+def _jobs(ctx: click.Context, param: click.Parameter, value: str | None) -> int | str | None:
+    """`-j`: a number from 1 to MAX_CONCURRENCY, or `auto`."""
+    if value is None or value.lower() == "auto":
+        return None if value is None else "auto"
+    text = value.strip()
+    if not (
+        text.isascii() and text.isdigit() and len(text) <= 6 and 1 <= int(text) <= MAX_CONCURRENCY
+    ):
+        raise click.BadParameter(
+            f"must be a number from 1 to {MAX_CONCURRENCY} or 'auto', got {value!r}", ctx, param
+        )
+    return int(text)
+
+
+def jobs_option(help_text: str) -> Callable[[F], F]:
+    return click.option("-j", "--jobs", metavar="N|auto", callback=_jobs, help=help_text)
+
+
+def max_hypotheses_option() -> Callable[[F], F]:
+    return click.option(
+        "--max-hypotheses",
+        type=HYPOTHESES,
+        metavar="K",
+        help=f"Keep only the K best-ranked hypotheses (K from 1 to {MAX_HYPOTHESES}).",
+    )

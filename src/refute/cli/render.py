@@ -49,9 +49,7 @@ def console() -> Console:
 
     if sys.stdout.isatty():
         return Console()
-    columns = os.environ.get("COLUMNS", "")
-    width = int(columns) if columns.isdigit() and 20 <= int(columns) <= 1000 else 200
-    return Console(width=width)
+    return Console(width=plain_width(200))
 
 
 def add_plain_row(table: Table, *cells: str) -> None:
@@ -158,17 +156,18 @@ def emit_report(
         color = sys.stdout.isatty()
         from rich.console import Console  # noqa: PLC0415 - lazy: start-up
 
-        width = Console().width if color else _plain_width()
+        width = Console().width if color else plain_width(100)
         click.echo(reports.render(doc, "text", color=color, width=width, **options), nl=False)
     else:
         text = reports.render(doc, fmt, **options)
         click.echo(text if text.endswith("\n") else text + "\n", nl=False)
 
 
-def _plain_width() -> int:
-    """The text report's width when stdout is not a terminal: $COLUMNS if set, else 100."""
+def plain_width(default: int) -> int:
+    """The width of output that is not a terminal: $COLUMNS when set (20 to 1000), else
+    `default`."""
     columns = os.environ.get("COLUMNS", "")
-    return int(columns) if columns.isdigit() and 20 <= int(columns) <= 1000 else 100
+    return int(columns) if columns.isdigit() and 20 <= int(columns) <= 1000 else default
 
 
 def run_with_progress(

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from refute.cli.housekeeping import parse_log_limit, state_warnings
-from refute.cli.inspect import jobs_option, max_hypotheses_option
 from refute.cli.options import (
     export_options,
     exports_of,
     format_option,
+    jobs_option,
     junit_option,
+    max_hypotheses_option,
     output_option,
     repo_option,
     verbose_option,

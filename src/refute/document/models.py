@@ -263,7 +263,15 @@ class Settings(_Part):
     """The settings the session ran with (`auto` resolved)."""
 
     schema_optional = frozenset(
-        {"dropped", "ignored_dependencies", "setup", "setup_timeout", "keep_paths", "exit_codes"}
+        {
+            "dropped",
+            "ignored_dependencies",
+            "setup",
+            "setup_timeout",
+            "keep_paths",
+            "exit_codes",
+            "rerun",
+        }
     )
 
     concurrency: AtLeastOne = DEFAULT_CONCURRENCY
@@ -277,6 +285,7 @@ class Settings(_Part):
     setup_timeout: Timeout = DEFAULT_SETUP_TIMEOUT
     keep_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_KEEP_PATHS))
     exit_codes: dict[str, Outcome] = Field(default_factory=dict)
+    rerun: str | None = None  # the command that runs the session again, when not `refute run PLAN`
 
 
 class ParallelDecisionRecord(_Part):

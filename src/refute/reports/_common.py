@@ -219,7 +219,13 @@ def verdict_meaning(verdict: Verdict, supported_if: SupportedIf) -> str:
 
 def failure_kind(run: RunRecord) -> FailureKind | None:
     """How a run that is no evidence failed, or None (`refute.document.failures`)."""
-    return failure_kind_of(run.model_dump())
+    fields = {
+        "metrics": run.metrics.model_dump(),
+        "result": run.result,
+        "exit_code": run.exit_code,
+        "error_message": run.error_message,
+    }
+    return failure_kind_of(fields)
 
 
 def run_tone(run: RunRecord, supported_if: SupportedIf) -> Tone:
@@ -253,6 +259,11 @@ class Run:
     @property
     def label(self) -> str:
         return f"{self.owner} #{self.attempt}"
+
+    def command(self, fallback: str) -> str:
+        """The command this run ran (`command_text`); `fallback` (its hypothesis') for
+        documents written before runs recorded their own."""
+        return command_text(self.data.command) if self.data.command is not None else fallback
 
     @property
     def outcome(self) -> CountKey:

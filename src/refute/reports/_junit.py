@@ -115,18 +115,13 @@ def _bounded(text: str, limit: int = JUNIT_STREAM_LIMIT) -> str:
     )
 
 
-def _run_command(run: Run, fallback: str) -> str:
-    """The command the run ran (documents before Step 4 have only the hypothesis')."""
-    return command_text(run.data.command) if run.data.command is not None else fallback
-
-
 def _streams(runs: Sequence[Run], key: RunText, command: str) -> str:
     blocks = []
     for run in runs:
         text = run.text(key)
         header = f"--- {run.label}: {run.summary()} ---\n"
         if key == "stdout":  # every run's header and command, output or not
-            blocks.append(f"{header}$ {_run_command(run, command)}\n")
+            blocks.append(f"{header}$ {run.command(command)}\n")
             if text:
                 blocks.append(f"{_bounded(text).rstrip()}\n")
         elif text:
@@ -201,13 +196,13 @@ def _properties(
     control = document.control
     fallback = command_text(control.test) if control is not None else ""
     for run in control_runs(document):
-        yield f"{CONTROL_ID}#{run.attempt}.command", _run_command(run, fallback)
+        yield f"{CONTROL_ID}#{run.attempt}.command", run.command(fallback)
     for row in rows:
         yield f"{row.id}.reading", row.reading
         yield f"{row.id}.patch_source", row.patch_source
         yield f"{row.id}.command", row.command
         for run in row.runs:
-            yield f"{row.id}#{run.attempt}.command", _run_command(run, row.command)
+            yield f"{row.id}#{run.attempt}.command", run.command(row.command)
 
 
 @dataclass(frozen=True)

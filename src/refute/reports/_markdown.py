@@ -163,7 +163,7 @@ def _run_lines(run: Run, command: str, paths: _Paths) -> list[str]:
     if logs:
         line += f"; logs {', '.join(logs)}"
     lines = [line]
-    own = command_text(run.data.command) if run.data.command is not None else command
+    own = run.command(command)
     if own != command:
         lines.append(f"  - command: {_code(own)}")
     return lines
