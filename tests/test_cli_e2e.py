@@ -957,6 +957,15 @@ def test_ctrl_c_then_resume(project: Project, test_tag: str) -> None:
     assert by_id["sleeper"]["counts"]["not_run"] == 1
     assert by_id["stubborn"]["counts"]["not_run"] == 1
     assert interrupted["control"]["counts"]["not_run"] == 1
+    # Unfinished means pending, with "resume" as the advice, never final verdicts.
+    assert by_id["quick"]["verdict"] == "supported"  # it finished: its verdict stands
+    assert by_id["sleeper"]["verdict"] == by_id["stubborn"]["verdict"] == "pending"
+    advice = interrupted["summary"]["recommendation"]
+    assert advice["action"] == "resume"
+    assert advice["next_steps"][0]["command"] == f"refute resume {session}"
+    shown = project.run("show", session)
+    assert "PENDING" in shown.stdout
+    assert f"$ refute resume {session}" in shown.stdout
 
     # The sleeping tests now finish at once: resume runs exactly what did not finish.
     (project.root / "marker").unlink()

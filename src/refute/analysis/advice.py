@@ -88,7 +88,7 @@ def _pending_step(
     command = resume_command(session)
     return [
         _step(
-            f"Resume the session to run the pending {noun}: {ids} ({command}).",
+            f"Resume the session to run the pending {noun}: {ids}.",
             "resume",
             command=command,
         )
@@ -221,9 +221,8 @@ def _fix_test_step(hyp: Mapping[str, Any], session: Mapping[str, Any]) -> dict[s
         hints.append("resume the session to run it")
         action, command = "resume", resume_command(session)
     tail = f"; {'; '.join(hints)}" if hints else ""
-    copy = f" Try: {command}" if command else ""
     return _step(
-        f"Fix the test of {hid}: {hyp['reason']}{tail}.{copy}",
+        f"Fix the test of {hid}: {hyp['reason']}{tail}.",
         action,
         hypothesis=hid,
         command=command,
@@ -249,7 +248,7 @@ def _resume(
     how = "was interrupted" if session.get("status") == "interrupted" else "stopped early"
     steps = [
         _step(
-            f"Resume the session to finish {what} ({ids}): {command}",
+            f"Resume the session to finish {what} ({ids}).",
             "resume",
             command=command,
         )
@@ -277,9 +276,7 @@ def _fix_control(control: Mapping[str, Any], session: Mapping[str, Any]) -> dict
     if control.get("test"):
         on = f" on the base ({where})" if where else " on the base"
         command = _command(control["test"])
-        steps.append(
-            _step(f"Run the control by hand{on}: {command}", "run_control", command=command)
-        )
+        steps.append(_step(f"Run the control by hand{on}.", "run_control", command=command))
     reason = control.get("reason", "it did not reproduce the bug")
     steps += [
         _step(f"The control's result: {reason}."),

@@ -308,10 +308,8 @@ def _unfinished(fields: dict[str, Any]) -> dict[str, Any]:
         for key in ("fail", "pass", "timeout", "error", "skip")
         if counts.get(key)
     )
-    reason = (
-        f"unfinished: {finished} of {total} runs finished before the session stopped"
-        + (f" ({so_far} so far)" if so_far else "")
-        + "; resume the session to finish it"
+    reason = f"unfinished: {finished} of {total} runs finished before the session stopped" + (
+        f" ({so_far} so far)" if so_far else ""
     )
     return {**fields, "verdict": _PENDING, "confidence": 0.0, "reason": reason}
 
