@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -193,7 +193,8 @@ def show(
 @repo_option("Whose sessions (default: the repository of the current directory).")
 def history(all_repos: bool, limit: int, fmt: str, repo: Path) -> int:
     """List recorded sessions, newest first, with the full session id (for show/resume)."""
-    from rich.table import Table  # noqa: PLC0415 - lazy: start-up
+    from rich.padding import Padding  # noqa: PLC0415 - lazy: start-up
+    from rich.text import Text  # noqa: PLC0415 - lazy: start-up
 
     from refute import app  # noqa: PLC0415 - lazy: start-up
     from refute.cli.signals import run_interruptible  # noqa: PLC0415 - lazy: start-up
@@ -210,29 +211,34 @@ def history(all_repos: bool, limit: int, fmt: str, repo: Path) -> int:
     if fmt.lower() == "json":
         click.echo(dump_json({"repo": listed.repo, "sessions": rows}))
         return 0
-    table = Table(title="refute sessions")
-    width = max((len(str(row["id"])) for row in rows), default=7)
-    table.add_column("session", no_wrap=True, min_width=width)  # never cut: show/resume take it
-    for column in ("started", "status", "exit"):
-        table.add_column(column, overflow="fold")
-    table.add_column("verdicts", overflow="fold")
-    table.add_column("bug", overflow="ellipsis", ratio=1)
+    # One session per block: a line that is never cut (the id is what show/resume take),
+    # then its verdicts and bug, wrapped at word boundaries under it.
+    out = console()
     for row in rows:
-        counts = row.get("counts") or {}
-        verdicts = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-        add_plain_row(
-            table,
-            row["id"],
-            str(row.get("started_at") or ""),
-            str(row.get("status") or ""),
-            "" if row.get("exit_code") is None else str(row["exit_code"]),
-            verdicts,
-            str(row.get("bug") or ""),
+        exit_code = "" if row.get("exit_code") is None else f"  exit {row['exit_code']}"
+        head = (
+            f"{row['id']}  {_minute(str(row.get('started_at') or ''))}  {row.get('status') or ''}"
         )
-    console().print(table)
+        out.print(Text(head + exit_code, style="bold"), overflow="fold")
+        about = "; ".join(part for part in (_verdicts_text(row), str(row.get("bug") or "")) if part)
+        if about:
+            out.print(Padding(Text(about), (0, 0, 0, 2), expand=False), overflow="fold")
     if not rows:
         click.echo("no sessions yet")
     return 0
+
+
+def _verdicts_text(row: dict[str, Any]) -> str:
+    counts = row.get("counts") or {}
+    return ", ".join(f"{key} {value}" for key, value in counts.items() if value)
+
+
+def _minute(stamp: str) -> str:
+    """An ISO 8601 UTC time to the minute, as a table shows it ("2026-12-02 21:44");
+    anything else as it is. `--format json` keeps the full timestamp."""
+    if len(stamp) >= 16 and stamp[10] == "T" and stamp.endswith("+00:00"):
+        return stamp[:10] + " " + stamp[11:16]
+    return stamp
 
 
 @click.command()
