@@ -300,7 +300,12 @@ def test_sigkill_at_random_moments_then_resume_on_the_recorded_snapshot(
     # `history` reports every session its refute did not finish as interrupted (owner dead).
     history = refute("history", "--all", "-n", "100", cwd=tmp_path)
     assert history.returncode == 0, history.stderr
-    rows = {line.split()[1]: line for line in history.stdout.splitlines() if "│" in line[:2]}
+    # One line per session: its id first, then start, status and exit code.
+    rows = {
+        line.split()[0]: line
+        for line in history.stdout.splitlines()
+        if re.match(r"\d{8}T\d{6}-[0-9a-f]+ ", line)
+    }
     unfinished = []
     for trial in trials:
         if trial.session is None:
